@@ -1,0 +1,378 @@
+//! The error taxonomy of SPEC §3: every Kafka delivery error is put in one of six classes,
+//! which decide between retry, dead-letter, spool and skip.
+//!
+//! The mapping follows `reference/kafka-error-taxonomy.md` (librdkafka's own retry
+//! behaviour, persistence status and the Apache Kafka "retriable" column).
+
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode as C};
+
+/// The six classes of delivery failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorClass {
+    /// Short-lived: up to 6 retries, full-jitter backoff 100 ms .. 5 s.
+    RetryableTransient,
+    /// A dependency (broker, leader, replicas) is down: up to 3 retries, backoff
+    /// 500 ms .. 10 s, then the spool.
+    RetryableDependency,
+    /// The record itself is invalid: straight to the DLQ.
+    NonRetryableValidation,
+    /// Refused by policy (ACLs, broker policy): straight to the DLQ.
+    NonRetryablePolicy,
+    /// Authentication/authorization of the client: DLQ, and reported as a pipeline error.
+    NonRetryableSecurity,
+    /// Idempotence/sequence state: never re-sent (it could duplicate), only counted.
+    NonRetryableIdempotency,
+}
+
+impl ErrorClass {
+    /// The SPEC name (`RETRYABLE_TRANSIENT`, ...), used in DLQ records and headers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::RetryableTransient => "RETRYABLE_TRANSIENT",
+            ErrorClass::RetryableDependency => "RETRYABLE_DEPENDENCY",
+            ErrorClass::NonRetryableValidation => "NON_RETRYABLE_VALIDATION",
+            ErrorClass::NonRetryablePolicy => "NON_RETRYABLE_POLICY",
+            ErrorClass::NonRetryableSecurity => "NON_RETRYABLE_SECURITY",
+            ErrorClass::NonRetryableIdempotency => "NON_RETRYABLE_IDEMPOTENCY",
+        }
+    }
+
+    /// Whether the class allows application-level retries.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::RetryableTransient | ErrorClass::RetryableDependency
+        )
+    }
+
+    /// The default retry budget and backoff bounds of the class (SPEC §3).
+    pub fn default_backoff(self) -> Backoff {
+        match self {
+            ErrorClass::RetryableTransient => Backoff {
+                max_retries: 6,
+                base: Duration::from_millis(100),
+                cap: Duration::from_secs(5),
+            },
+            ErrorClass::RetryableDependency => Backoff {
+                max_retries: 3,
+                base: Duration::from_millis(500),
+                cap: Duration::from_secs(10),
+            },
+            _ => Backoff {
+                max_retries: 0,
+                base: Duration::ZERO,
+                cap: Duration::ZERO,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Retry budget and full-jitter exponential backoff bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// Retries allowed after the first attempt.
+    pub max_retries: u32,
+    /// First backoff ceiling.
+    pub base: Duration,
+    /// Largest backoff ceiling.
+    pub cap: Duration,
+}
+
+impl Backoff {
+    /// The ceiling for retry number `attempt` (0-based): `min(cap, base * 2^attempt)`.
+    pub fn ceiling(&self, attempt: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX);
+        self.base.saturating_mul(factor).min(self.cap)
+    }
+
+    /// A full-jitter delay for retry number `attempt`: uniform in `0..=ceiling(attempt)`.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let ceiling = self.ceiling(attempt).as_micros() as u64;
+        Duration::from_micros(fastrand::u64(0..=ceiling))
+    }
+}
+
+/// Why a delivery failed, classified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classified {
+    /// The class.
+    pub class: ErrorClass,
+    /// The librdkafka error name (`MessageSizeTooLarge`, ...).
+    pub code: String,
+    /// The producer hit a fatal error and must be rebuilt before anything is re-sent.
+    pub rebuild_producer: bool,
+}
+
+/// What the pipeline knows besides the error itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ClassifyContext {
+    /// The last global (client-level) error librdkafka reported, if recent.
+    pub last_global: Option<C>,
+    /// For `Fatal`: the underlying code from `fatal_error()`.
+    pub fatal_cause: Option<C>,
+}
+
+/// Classifies a librdkafka error code (one `match`, the table of SPEC §3).
+pub(crate) fn classify_code(code: C, ctx: ClassifyContext) -> Classified {
+    use ErrorClass::*;
+    let mut rebuild = false;
+    let class = match code {
+        // A timeout after the cluster refused our credentials is a security failure, not
+        // an outage: retrying cannot help.
+        C::MessageTimedOut
+            if matches!(
+                ctx.last_global,
+                Some(C::Authentication | C::SaslAuthenticationFailed | C::SSL)
+            ) =>
+        {
+            NonRetryableSecurity
+        }
+        C::MessageTimedOut => RetryableDependency,
+        C::OperationTimedOut | C::TimedOutQueue | C::QueueFull => RetryableTransient,
+        C::PurgeQueue | C::PurgeInflight | C::InvalidDifferentRecord => RetryableTransient,
+        C::RequestTimedOut | C::NetworkException | C::ConcurrentTransactions => RetryableTransient,
+        C::ThrottlingQuotaExceeded => RetryableTransient,
+        C::BrokerTransportFailure | C::AllBrokersDown | C::Resolve => RetryableDependency,
+        C::LeaderNotAvailable | C::NotLeaderForPartition => RetryableDependency,
+        C::BrokerNotAvailable | C::ReplicaNotAvailable => RetryableDependency,
+        C::NotEnoughReplicas | C::NotEnoughReplicasAfterAppend => RetryableDependency,
+        C::KafkaStorageError | C::RebootstrapRequired => RetryableDependency,
+        C::CoordinatorLoadInProgress | C::CoordinatorNotAvailable | C::NotCoordinator => {
+            RetryableDependency
+        }
+        // A broker-side fault: a few delayed attempts (the dependency budget), then DLQ.
+        C::Unknown => RetryableDependency,
+        C::MessageSizeTooLarge | C::MessageBatchTooLarge | C::InvalidMessage => {
+            NonRetryableValidation
+        }
+        C::InvalidRecord | C::InvalidMessageSize | C::InvalidTimestamp => NonRetryableValidation,
+        C::InvalidRequiredAcks | C::BadMessage | C::BadCompression => NonRetryableValidation,
+        C::UnsupportedCompressionType | C::InvalidTopic => NonRetryableValidation,
+        C::UnknownTopic | C::UnknownTopicOrPartition | C::UnknownTopicId => NonRetryableValidation,
+        C::UnknownPartition | C::UnsupportedForMessageFormat | C::UnsupportedVersion => {
+            NonRetryableValidation
+        }
+        C::UnsupportedFeature | C::InvalidArgument => NonRetryableValidation,
+        C::TopicAuthorizationFailed | C::PolicyViolation | C::GroupAuthorizationFailed => {
+            NonRetryablePolicy
+        }
+        C::ClusterAuthorizationFailed | C::TransactionalIdAuthorizationFailed => {
+            NonRetryableSecurity
+        }
+        C::Authentication | C::SaslAuthenticationFailed => NonRetryableSecurity,
+        C::UnsupportedSASLMechanism | C::IllegalSASLState => NonRetryableSecurity,
+        // At delivery time an SSL error is a handshake/verification problem: configuration.
+        C::SSL => NonRetryableSecurity,
+        C::OutOfOrderSequenceNumber | C::DuplicateSequenceNumber | C::UnknownProducerId => {
+            NonRetryableIdempotency
+        }
+        C::InvalidProducerEpoch | C::ProducerFenced | C::Fenced => NonRetryableIdempotency,
+        C::InvalidTransactionalState | C::InvalidProducerIdMapping => NonRetryableIdempotency,
+        C::TransactionCoordinatorFenced | C::State | C::GaplessGuarantee => NonRetryableIdempotency,
+        // The producer is unusable. What it had in flight is not lost: it is re-sent on a
+        // rebuilt producer, unless the underlying cause says that would be wrong.
+        C::Fatal => {
+            rebuild = true;
+            match ctx.fatal_cause {
+                Some(cause) if cause != C::Fatal => {
+                    let inner = classify_code(cause, ClassifyContext::default()).class;
+                    match inner {
+                        NonRetryableIdempotency => RetryableTransient,
+                        other => other,
+                    }
+                }
+                _ => RetryableTransient,
+            }
+        }
+        // Anything else is unexpected: DLQ it with its code rather than loop on it.
+        _ => NonRetryableValidation,
+    };
+    Classified {
+        class,
+        code: format!("{code:?}"),
+        rebuild_producer: rebuild,
+    }
+}
+
+/// Classifies a [`KafkaError`] from rust-rdkafka.
+pub(crate) fn classify(err: &KafkaError, ctx: ClassifyContext) -> Classified {
+    match err {
+        KafkaError::ClientConfig(..) | KafkaError::ClientCreation(_) => Classified {
+            class: ErrorClass::NonRetryableValidation,
+            code: "ClientConfig".into(),
+            rebuild_producer: false,
+        },
+        KafkaError::Canceled => Classified {
+            class: ErrorClass::RetryableTransient,
+            code: "Canceled".into(),
+            rebuild_producer: true,
+        },
+        other => match other.rdkafka_error_code() {
+            Some(code) => classify_code(code, ctx),
+            None => Classified {
+                class: ErrorClass::NonRetryableValidation,
+                code: format!("{other:?}"),
+                rebuild_producer: false,
+            },
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ErrorClass::*;
+
+    #[test]
+    fn table() {
+        let cases = [
+            (C::MessageTimedOut, RetryableDependency),
+            (C::OperationTimedOut, RetryableTransient),
+            (C::TimedOutQueue, RetryableTransient),
+            (C::BrokerTransportFailure, RetryableDependency),
+            (C::AllBrokersDown, RetryableDependency),
+            (C::Resolve, RetryableDependency),
+            (C::QueueFull, RetryableTransient),
+            (C::PurgeQueue, RetryableTransient),
+            (C::PurgeInflight, RetryableTransient),
+            (C::InvalidDifferentRecord, RetryableTransient),
+            (C::LeaderNotAvailable, RetryableDependency),
+            (C::NotLeaderForPartition, RetryableDependency),
+            (C::BrokerNotAvailable, RetryableDependency),
+            (C::ReplicaNotAvailable, RetryableDependency),
+            (C::RequestTimedOut, RetryableTransient),
+            (C::NotEnoughReplicas, RetryableDependency),
+            (C::NotEnoughReplicasAfterAppend, RetryableDependency),
+            (C::KafkaStorageError, RetryableDependency),
+            (C::CoordinatorLoadInProgress, RetryableDependency),
+            (C::CoordinatorNotAvailable, RetryableDependency),
+            (C::NotCoordinator, RetryableDependency),
+            (C::NetworkException, RetryableTransient),
+            (C::ConcurrentTransactions, RetryableTransient),
+            (C::ThrottlingQuotaExceeded, RetryableTransient),
+            (C::RebootstrapRequired, RetryableDependency),
+            (C::Unknown, RetryableDependency),
+            (C::MessageSizeTooLarge, NonRetryableValidation),
+            (C::MessageBatchTooLarge, NonRetryableValidation),
+            (C::InvalidMessage, NonRetryableValidation),
+            (C::InvalidRecord, NonRetryableValidation),
+            (C::InvalidMessageSize, NonRetryableValidation),
+            (C::InvalidTimestamp, NonRetryableValidation),
+            (C::InvalidRequiredAcks, NonRetryableValidation),
+            (C::BadMessage, NonRetryableValidation),
+            (C::BadCompression, NonRetryableValidation),
+            (C::UnsupportedCompressionType, NonRetryableValidation),
+            (C::InvalidTopic, NonRetryableValidation),
+            (C::UnknownTopic, NonRetryableValidation),
+            (C::UnknownTopicOrPartition, NonRetryableValidation),
+            (C::UnknownTopicId, NonRetryableValidation),
+            (C::UnknownPartition, NonRetryableValidation),
+            (C::UnsupportedForMessageFormat, NonRetryableValidation),
+            (C::UnsupportedVersion, NonRetryableValidation),
+            (C::UnsupportedFeature, NonRetryableValidation),
+            (C::InvalidArgument, NonRetryableValidation),
+            (C::TopicAuthorizationFailed, NonRetryablePolicy),
+            (C::PolicyViolation, NonRetryablePolicy),
+            (C::GroupAuthorizationFailed, NonRetryablePolicy),
+            (C::ClusterAuthorizationFailed, NonRetryableSecurity),
+            (C::TransactionalIdAuthorizationFailed, NonRetryableSecurity),
+            (C::Authentication, NonRetryableSecurity),
+            (C::SaslAuthenticationFailed, NonRetryableSecurity),
+            (C::UnsupportedSASLMechanism, NonRetryableSecurity),
+            (C::IllegalSASLState, NonRetryableSecurity),
+            (C::SSL, NonRetryableSecurity),
+            (C::OutOfOrderSequenceNumber, NonRetryableIdempotency),
+            (C::DuplicateSequenceNumber, NonRetryableIdempotency),
+            (C::UnknownProducerId, NonRetryableIdempotency),
+            (C::InvalidProducerEpoch, NonRetryableIdempotency),
+            (C::ProducerFenced, NonRetryableIdempotency),
+            (C::Fenced, NonRetryableIdempotency),
+            (C::InvalidTransactionalState, NonRetryableIdempotency),
+            (C::InvalidProducerIdMapping, NonRetryableIdempotency),
+            (C::TransactionCoordinatorFenced, NonRetryableIdempotency),
+            (C::State, NonRetryableIdempotency),
+            (C::GaplessGuarantee, NonRetryableIdempotency),
+        ];
+        for (code, class) in cases {
+            let got = classify_code(code, ClassifyContext::default());
+            assert_eq!(got.class, class, "{code:?}");
+            assert_eq!(got.code, format!("{code:?}"));
+            assert!(!got.rebuild_producer, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn timeout_after_authentication_failure_is_security() {
+        for global in [C::Authentication, C::SaslAuthenticationFailed, C::SSL] {
+            let ctx = ClassifyContext {
+                last_global: Some(global),
+                ..Default::default()
+            };
+            assert_eq!(
+                classify_code(C::MessageTimedOut, ctx).class,
+                NonRetryableSecurity
+            );
+        }
+        let ctx = ClassifyContext {
+            last_global: Some(C::AllBrokersDown),
+            ..Default::default()
+        };
+        assert_eq!(
+            classify_code(C::MessageTimedOut, ctx).class,
+            RetryableDependency
+        );
+    }
+
+    #[test]
+    fn fatal_means_rebuild() {
+        let plain = classify_code(C::Fatal, ClassifyContext::default());
+        assert!(plain.rebuild_producer);
+        assert_eq!(plain.class, RetryableTransient);
+        let ctx = ClassifyContext {
+            fatal_cause: Some(C::InvalidRecord),
+            ..Default::default()
+        };
+        let with_cause = classify_code(C::Fatal, ctx);
+        assert!(with_cause.rebuild_producer);
+        assert_eq!(with_cause.class, NonRetryableValidation);
+    }
+
+    #[test]
+    fn client_errors() {
+        let canceled = classify(&KafkaError::Canceled, ClassifyContext::default());
+        assert!(canceled.rebuild_producer);
+        let produced = classify(
+            &KafkaError::MessageProduction(C::MessageSizeTooLarge),
+            ClassifyContext::default(),
+        );
+        assert_eq!(produced.class, NonRetryableValidation);
+    }
+
+    #[test]
+    fn backoff_is_full_jitter_within_bounds() {
+        let b = RetryableTransient.default_backoff();
+        assert_eq!(b.max_retries, 6);
+        assert_eq!(b.ceiling(0), Duration::from_millis(100));
+        assert_eq!(b.ceiling(3), Duration::from_millis(800));
+        assert_eq!(b.ceiling(10), Duration::from_secs(5));
+        for attempt in 0..8 {
+            for _ in 0..50 {
+                assert!(b.delay(attempt) <= b.ceiling(attempt));
+            }
+        }
+        let d = RetryableDependency.default_backoff();
+        assert_eq!(
+            (d.max_retries, d.base, d.cap),
+            (3, Duration::from_millis(500), Duration::from_secs(10))
+        );
+        assert_eq!(NonRetryablePolicy.default_backoff().max_retries, 0);
+    }
+}
