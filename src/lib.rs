@@ -1,11 +1,171 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
-//! tracing-omninode (docs to come)
+//! # tracing-omninode
+//!
+//! A [`tracing_subscriber::Layer`] that turns a service's `tracing` spans and events into
+//! OmniNode event envelopes on Kafka, with an error taxonomy, a dead-letter topic, a local
+//! disk spool and a secret sanitizer, so that nothing is lost silently and nothing secret
+//! leaves the process.
+//!
+//! ## Quick start
+//!
+//! ```no_run
+//! use tracing_subscriber::prelude::*;
+//!
+//! let (layer, guard) = tracing_omninode::builder()
+//!     .bootstrap_servers("localhost:9092")
+//!     .service_name("billing")
+//!     .build()
+//!     .expect("valid configuration");
+//! tracing_subscriber::registry().with(layer).init();
+//!
+//! tracing::info!(order_id = 42, "order accepted");
+//! tracing_omninode::audit!(action = "order.refund", actor = "alice", resource = "order/42",
+//!     outcome = "success");
+//!
+//! let report = guard.shutdown(std::time::Duration::from_secs(5));
+//! println!("{report:?}");
+//! ```
+//!
+//! Or, reading everything from `OMNINODE_*` environment variables and installing
+//! `registry + EnvFilter + layer` globally: `let guard = tracing_omninode::try_init()?;`.
+//!
+//! ## How tracing maps to envelopes
+//!
+//! | tracing | envelope |
+//! |---|---|
+//! | any event at or above the layer's level (default `INFO`) | `omninode.logging.application.v1`: `message`, `level`, `logger` = target, `code` = a `code` field, `context` = event fields then span fields (inner wins) |
+//! | [`audit!`] / [`security!`] | `omninode.logging.audit.v1` / `omninode.logging.security.v1` |
+//! | a span with an `agent_name` field | first enter: `agent.execution.started`; close: `completed`, or `failed` when an ERROR event with an `error` field (what `#[instrument(err)]` emits) or an `error` span field was recorded |
+//! | span fields `user_request`, `session_id`, `context.*` | `execution.started` payload |
+//! | span fields `quality_score`, `output_summary`, `metrics.*`, `partial_results.*`, `error_type` | the end event's payload |
+//! | span field `correlation_id` | `correlation_id` of everything inside (a non-UUID string maps to a stable UUIDv5) |
+//! | span fields `tenant_id`, `namespace` | envelope `tenant_id`, `namespace` (else config) |
+//! | [`emit`] of any [`events`] type | that catalog event, correlated with the current span |
+//!
+//! ## Delivery guarantees
+//!
+//! The calling thread only records fields and pushes onto a bounded queue. Application logs
+//! are dropped (newest first) when the queue is full, and the drop is reported in-stream
+//! (`code: OMNINODE_EVENTS_DROPPED`). Audit, security and agent events wait a bounded time
+//! (default 50 ms) for room, then go to the local spool. A background worker builds the
+//! envelopes, sanitizes them, validates them and produces them (idempotent, `acks=all`,
+//! zstd). Failures are classified ([`taxonomy::ErrorClass`]): retried with full-jitter
+//! backoff, dead-lettered to `<topic>.dlq`, spooled to disk, or counted as skipped. The
+//! spool is replayed oldest-first when the broker is back, also after a restart.
+//! [`Guard::shutdown`] is bounded by its deadline and returns a [`Report`].
+//!
+//! ## Features
+//!
+//! - `opentelemetry`: `x-traceparent` carries the OpenTelemetry trace of the current span
+//!   (with `tracing-opentelemetry`); otherwise it is derived from the correlation id.
+//!
+//! ## Limits
+//!
+//! One process per spool directory. Delivery is at-least-once: a record that was in flight
+//! when the process stopped may be replayed from the spool and delivered twice (the
+//! `event_id` identifies duplicates).
 
 pub mod catalog;
+pub mod config;
+pub mod dlq;
 pub mod envelope;
 pub mod events;
+pub mod guard;
+pub mod layer;
+mod macros;
+pub mod metrics;
 pub mod partition;
+pub mod sanitize;
+pub mod spool;
 pub mod taxonomy;
 pub mod timestamp;
+pub mod topics;
 pub mod validate;
 pub mod wire;
+
+mod assemble;
+mod producer;
+mod queue;
+mod record;
+mod worker;
+
+use std::sync::Arc;
+
+pub use config::{BuildError, Builder, Config};
+pub use envelope::Envelope;
+pub use events::Event;
+pub use guard::{Guard, PipelineError};
+pub use layer::OmniNodeLayer;
+pub use metrics::{Metrics, Report};
+pub use sanitize::{Sanitizer, Secret};
+pub use timestamp::Timestamp;
+
+/// Starts a configuration. Setters override the `OMNINODE_*` environment.
+pub fn builder() -> Builder {
+    Builder::default()
+}
+
+impl Builder {
+    /// Validates the configuration, opens the spool and starts the delivery worker.
+    /// Returns the layer to install and the guard that keeps the worker alive.
+    pub fn build(self) -> Result<(OmniNodeLayer, Guard), BuildError> {
+        let config = self.resolve()?;
+        let spool = spool::Spool::open(
+            config.spool_dir.clone(),
+            spool::SpoolLimits {
+                max_bytes: config.spool_max_bytes,
+                ..Default::default()
+            },
+        )
+        .map_err(|source| BuildError::Spool {
+            dir: config.spool_dir.clone(),
+            source,
+        })?;
+        let producer =
+            producer::Producer::new(&config).map_err(|e| BuildError::Kafka(e.to_string()))?;
+        let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
+        let (ctrl_tx, ctrl_rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(queue::Shared::new(config, spool));
+        let handle =
+            worker::spawn(shared.clone(), rx, ctrl_rx, producer).map_err(BuildError::Thread)?;
+        let layer = OmniNodeLayer::new(shared.clone(), tx.clone());
+        Ok((layer, Guard::new(shared, ctrl_tx, tx, handle)))
+    }
+}
+
+/// Errors of [`try_init`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InitError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// A global subscriber was already installed.
+    #[error("a global tracing subscriber is already installed: {0}")]
+    AlreadyInstalled(String),
+}
+
+/// Reads the environment, installs `registry + EnvFilter (RUST_LOG, default info) + layer`
+/// as the global default and returns the guard.
+pub fn try_init() -> Result<Guard, InitError> {
+    use tracing_subscriber::prelude::*;
+    let (layer, guard) = builder().build()?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(layer)
+        .try_init()
+        .map_err(|e| InitError::AlreadyInstalled(e.to_string()))?;
+    Ok(guard)
+}
+
+/// Publishes a typed catalog event, correlated with the current span. It travels as an
+/// ordinary tracing event (target `omninode::typed`), so it is cheap when no OmniNode layer
+/// is installed and it picks up the span's correlation and causation when one is.
+pub fn emit<E: Event + std::fmt::Debug>(event: E) {
+    layer::PENDING.with(|p| *p.borrow_mut() = Some(Box::new(event)));
+    tracing::event!(target: "omninode::typed", tracing::Level::INFO, event_type = E::EVENT_TYPE);
+    // Not taken when no layer saw the event: do not leak it into the next call.
+    layer::PENDING.with(|p| p.borrow_mut().take());
+}

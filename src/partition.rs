@@ -44,21 +44,24 @@ impl PartitionPolicy {
             .kind()
             .map(|k| k.family)
             .unwrap_or(Family::Application);
+        let json = serde_json::to_value(envelope).expect("an envelope always serializes");
+        self.key_from_json(family, &json)
+    }
+
+    /// As [`PartitionPolicy::key_for`], on the envelope's JSON.
+    pub fn key_from_json(&self, family: Family, envelope: &Value) -> Result<String, ValidationError> {
         let field = self.key_field(family);
-        let from_payload = match envelope.payload.get(field) {
+        let text = |v: Option<&Value>| match v {
             Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
             Some(Value::Number(n)) => Some(n.to_string()),
             _ => None,
         };
         let fallback = || match field {
-            "correlation_id" => Some(envelope.correlation_id.to_string()),
-            "tenant_id" if !envelope.tenant_id.is_empty() => Some(envelope.tenant_id.clone()),
-            "service_name" if !envelope.source.service_name.is_empty() => {
-                Some(envelope.source.service_name.clone())
-            }
+            "correlation_id" | "tenant_id" => text(envelope.get(field)),
+            "service_name" => text(envelope.get("source").and_then(|s| s.get(field))),
             _ => None,
         };
-        from_payload
+        text(envelope.get("payload").and_then(|p| p.get(field)))
             .or_else(fallback)
             .ok_or_else(|| ValidationError {
                 path: format!("payload.{field}"),

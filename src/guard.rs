@@ -1,0 +1,116 @@
+//! The guard returned with the layer: flush, bounded shutdown and counters.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+
+use crate::layer::fail_open_agents;
+use crate::metrics::{Metrics, Report};
+use crate::queue::Shared;
+use crate::record::Captured;
+use crate::worker::Control;
+
+/// Time allowed past a deadline for the worker's reply to travel back.
+const REPLY_MARGIN: Duration = Duration::from_millis(250);
+
+/// Why a flush or shutdown did not complete.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PipelineError {
+    /// The deadline passed first. The report holds the totals so far; whatever was not
+    /// delivered by then is spooled by the worker as it finishes.
+    #[error("the deadline passed before the pipeline finished ({0})")]
+    Timeout(Report),
+    /// The pipeline was already shut down.
+    #[error("the pipeline is already shut down")]
+    AlreadyShutdown,
+}
+
+/// Keeps the delivery worker alive. Dropping it flushes and shuts the pipeline down with
+/// the configured default deadline; call [`Guard::shutdown`] to choose the deadline and see
+/// the report.
+#[must_use = "dropping the guard shuts the pipeline down at once; keep it for the life of the program"]
+#[derive(Debug)]
+pub struct Guard {
+    shared: Arc<Shared>,
+    ctrl: Sender<Control>,
+    tx: Sender<Captured>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Guard {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        ctrl: Sender<Control>,
+        tx: Sender<Captured>,
+        handle: JoinHandle<()>,
+    ) -> Self {
+        Guard {
+            shared,
+            ctrl,
+            tx,
+            handle: Some(handle),
+        }
+    }
+
+    /// The counters, at any time.
+    pub fn metrics(&self) -> Metrics {
+        self.shared
+            .counters
+            .snapshot(self.shared.config.sanitizer.redaction_counts())
+    }
+
+    /// Sends everything captured so far and waits for the broker's answers, at most
+    /// `timeout`. Never waits on the network itself: it waits for the worker's reply.
+    pub fn flush(&self, timeout: Duration) -> Result<Report, PipelineError> {
+        if self.handle.is_none() {
+            return Err(PipelineError::AlreadyShutdown);
+        }
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let deadline = Instant::now() + timeout;
+        self.ctrl
+            .send(Control::Flush { deadline, reply })
+            .map_err(|_| PipelineError::AlreadyShutdown)?;
+        answer
+            .recv_timeout(timeout + REPLY_MARGIN)
+            .map_err(|_| PipelineError::Timeout(Report::from(&self.metrics())))
+    }
+
+    /// Ends open agent executions, flushes, spools what could not be delivered by
+    /// `timeout`, and stops the worker. Returns within `timeout` plus a small margin.
+    pub fn shutdown(mut self, timeout: Duration) -> Result<Report, PipelineError> {
+        self.shutdown_inner(timeout)
+    }
+
+    fn shutdown_inner(&mut self, timeout: Duration) -> Result<Report, PipelineError> {
+        let Some(handle) = self.handle.take() else {
+            return Err(PipelineError::AlreadyShutdown);
+        };
+        let started = Instant::now();
+        fail_open_agents(&self.shared, &self.tx);
+        let deadline = started + timeout;
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        if self.ctrl.send(Control::Shutdown { deadline, reply }).is_err() {
+            return Err(PipelineError::AlreadyShutdown);
+        }
+        match answer.recv_timeout(timeout.saturating_sub(started.elapsed()) + REPLY_MARGIN) {
+            Ok(report) => {
+                let _ = handle.join();
+                Ok(report)
+            }
+            // The worker finishes on its own; we do not wait for it past the deadline.
+            Err(_) => Err(PipelineError::Timeout(Report::from(&self.metrics()))),
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if self.handle.is_some() {
+            let timeout = self.shared.config.shutdown_timeout;
+            let _ = self.shutdown_inner(timeout);
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Pipeline counters, readable at any time from the guard.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Live counters shared by the layer, the worker and the guard.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub enqueued: AtomicU64,
+    pub dropped: AtomicU64,
+    pub delivered: AtomicU64,
+    pub retried: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub spooled: AtomicU64,
+    pub replayed: AtomicU64,
+    pub skipped: AtomicU64,
+    pub spool_full: AtomicU64,
+    pub spool_corrupt: AtomicU64,
+    pub validation_failed: AtomicU64,
+    pub pipeline_errors: AtomicU64,
+    pub producer_rebuilds: AtomicU64,
+}
+
+impl Counters {
+    pub fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Relaxed);
+    }
+
+    pub fn snapshot(&self, redacted: BTreeMap<String, u64>) -> Metrics {
+        let g = |c: &AtomicU64| c.load(Relaxed);
+        Metrics {
+            enqueued: g(&self.enqueued),
+            dropped: g(&self.dropped),
+            delivered: g(&self.delivered),
+            retried: g(&self.retried),
+            dead_lettered: g(&self.dead_lettered),
+            spooled: g(&self.spooled),
+            replayed: g(&self.replayed),
+            skipped: g(&self.skipped),
+            spool_full: g(&self.spool_full),
+            spool_corrupt: g(&self.spool_corrupt),
+            validation_failed: g(&self.validation_failed),
+            pipeline_errors: g(&self.pipeline_errors),
+            producer_rebuilds: g(&self.producer_rebuilds),
+            redacted,
+        }
+    }
+}
+
+/// A snapshot of the pipeline counters (totals since the pipeline started).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// Events accepted into the queue.
+    pub enqueued: u64,
+    /// Events lost: application logs dropped on a full queue, and events refused by a full
+    /// spool. Each drop of application logs is also reported in-stream.
+    pub dropped: u64,
+    /// Records acknowledged by the broker (including DLQ records and replays).
+    pub delivered: u64,
+    /// Application-level retries scheduled.
+    pub retried: u64,
+    /// Events written to a `.dlq` topic.
+    pub dead_lettered: u64,
+    /// Events written to the local spool.
+    pub spooled: u64,
+    /// Spooled events delivered after replay.
+    pub replayed: u64,
+    /// Events not re-sent because a retry could duplicate them (idempotency class).
+    pub skipped: u64,
+    /// Events the spool refused because it was full (also counted in `dropped`).
+    pub spool_full: u64,
+    /// Corrupt or torn spool records skipped on replay.
+    pub spool_corrupt: u64,
+    /// Events that failed validation (they go to the DLQ).
+    pub validation_failed: u64,
+    /// Security-class failures and other errors of the pipeline itself.
+    pub pipeline_errors: u64,
+    /// Times the Kafka producer was rebuilt after a fatal error.
+    pub producer_rebuilds: u64,
+    /// Redactions by kind of secret.
+    pub redacted: BTreeMap<String, u64>,
+}
+
+/// What a flush or shutdown achieved (SPEC §4): totals since the pipeline started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Report {
+    /// Records acknowledged by the broker.
+    pub delivered: u64,
+    /// Events written to a dead-letter topic.
+    pub dead_lettered: u64,
+    /// Events written to the local spool (to be replayed on the next start).
+    pub spooled: u64,
+    /// Events lost (full queue for application logs, full spool).
+    pub dropped: u64,
+    /// Events deliberately not re-sent (idempotency class).
+    pub skipped: u64,
+}
+
+impl From<&Metrics> for Report {
+    fn from(m: &Metrics) -> Self {
+        Report {
+            delivered: m.delivered,
+            dead_lettered: m.dead_lettered,
+            spooled: m.spooled,
+            dropped: m.dropped,
+            skipped: m.skipped,
+        }
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "delivered={} dead_lettered={} spooled={} dropped={} skipped={}",
+            self.delivered, self.dead_lettered, self.spooled, self.dropped, self.skipped
+        )
+    }
+}

@@ -1,0 +1,139 @@
+//! The bounded queue between callers and the worker, with the per-class overflow policy of
+//! SPEC §4, and the state the layer, worker and guard share.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
+use uuid::Uuid;
+
+use crate::assemble::assemble;
+use crate::config::Config;
+use crate::metrics::Counters;
+use crate::record::{Captured, SpanCtx};
+use crate::spool::{Spool, SpoolError};
+
+/// Application logs dropped since the last in-stream report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DropRange {
+    pub count: u64,
+    pub first_sequence: u64,
+    pub last_sequence: u64,
+}
+
+/// An agent span that emitted `started` and has not ended yet.
+#[derive(Debug, Clone)]
+pub(crate) struct OpenAgent {
+    pub agent_name: String,
+    pub started_event_id: Uuid,
+    pub span: Arc<SpanCtx>,
+}
+
+/// State shared by the layer, the worker and the guard.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub config: Config,
+    pub counters: Counters,
+    sequence: AtomicU64,
+    pub drops: Mutex<Option<DropRange>>,
+    pub spool: Mutex<Spool>,
+    pub open_agents: Mutex<HashMap<Uuid, OpenAgent>>,
+    /// Set once shutdown began: new events skip the queue and go to the spool.
+    pub closed: AtomicBool,
+}
+
+impl Shared {
+    pub fn new(config: Config, spool: Spool) -> Self {
+        Shared {
+            config,
+            counters: Counters::default(),
+            sequence: AtomicU64::new(0),
+            drops: Mutex::new(None),
+            spool: Mutex::new(spool),
+            open_agents: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// The next per-instance sequence number (from 1).
+    pub fn next_sequence(&self) -> u64 {
+        self.sequence.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn record_drop(&self, sequence: u64) {
+        Counters::add(&self.counters.dropped, 1);
+        let mut drops = self.drops.lock().unwrap_or_else(|p| p.into_inner());
+        match drops.as_mut() {
+            Some(r) => {
+                r.count += 1;
+                r.first_sequence = r.first_sequence.min(sequence);
+                r.last_sequence = r.last_sequence.max(sequence);
+            }
+            None => {
+                *drops = Some(DropRange {
+                    count: 1,
+                    first_sequence: sequence,
+                    last_sequence: sequence,
+                })
+            }
+        }
+    }
+
+    /// Takes the drops recorded since the last call.
+    pub fn take_drops(&self) -> Option<DropRange> {
+        self.drops.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Writes encoded records to the spool, counting what it refused.
+    pub fn spool_bytes(&self, records: &[Vec<u8>]) -> usize {
+        if records.is_empty() {
+            return 0;
+        }
+        let mut spool = self.spool.lock().unwrap_or_else(|p| p.into_inner());
+        let written = match spool.append_all(records.iter().map(Vec::as_slice)) {
+            Ok(n) => n,
+            Err((n, _err @ (SpoolError::Full { .. } | SpoolError::TooLarge { .. } | SpoolError::Io(_)))) => n,
+        };
+        let refused = (records.len() - written) as u64;
+        Counters::add(&self.counters.spooled, written as u64);
+        Counters::add(&self.counters.spool_full, refused);
+        Counters::add(&self.counters.dropped, refused);
+        written
+    }
+
+    /// Assembles a captured event here and now and spools it (a guaranteed event that found
+    /// no room in the queue, or arrived after shutdown).
+    pub fn spool_captured(&self, ev: Captured) {
+        let assembled = assemble(&self.config, ev);
+        self.spool_bytes(&[assembled.record.to_bytes()]);
+    }
+
+    /// Hands a captured event to the worker under the overflow policy of its class.
+    /// Never blocks longer than the configured wait, never panics.
+    pub fn push(&self, tx: &Sender<Captured>, ev: Captured) {
+        if self.closed.load(Ordering::Acquire) {
+            if ev.is_guaranteed() {
+                self.spool_captured(ev);
+            } else {
+                self.record_drop(ev.sequence);
+            }
+            return;
+        }
+        if ev.is_guaranteed() {
+            match tx.send_timeout(ev, self.config.guaranteed_wait) {
+                Ok(()) => Counters::add(&self.counters.enqueued, 1),
+                Err(SendTimeoutError::Timeout(ev) | SendTimeoutError::Disconnected(ev)) => {
+                    self.spool_captured(ev)
+                }
+            }
+        } else {
+            match tx.try_send(ev) {
+                Ok(()) => Counters::add(&self.counters.enqueued, 1),
+                Err(TrySendError::Full(ev) | TrySendError::Disconnected(ev)) => {
+                    self.record_drop(ev.sequence)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The compact, owned capture of an event made on the caller's thread. No JSON, no
+//! sanitizing, no validation here: those run on the worker.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Number, Value};
+use uuid::Uuid;
+
+use crate::events::AnyEvent;
+use crate::timestamp::Timestamp;
+
+/// A field value as recorded by tracing.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum FieldValue {
+    Str(String),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+}
+
+impl FieldValue {
+    pub fn to_json(&self) -> Value {
+        match self {
+            FieldValue::Str(s) => Value::String(s.clone()),
+            FieldValue::I64(n) => Value::Number((*n).into()),
+            FieldValue::U64(n) => Value::Number((*n).into()),
+            FieldValue::F64(f) => Number::from_f64(*f).map_or(Value::Null, Value::Number),
+            FieldValue::Bool(b) => Value::Bool(*b),
+        }
+    }
+
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            FieldValue::I64(n) => Some(*n as f64),
+            FieldValue::U64(n) => Some(*n as f64),
+            FieldValue::F64(f) => Some(*f),
+            FieldValue::Str(s) => s.parse().ok(),
+            FieldValue::Bool(_) => None,
+        }
+    }
+
+    pub fn to_text(&self) -> String {
+        match self {
+            FieldValue::Str(s) => s.clone(),
+            FieldValue::I64(n) => n.to_string(),
+            FieldValue::U64(n) => n.to_string(),
+            FieldValue::F64(f) => f.to_string(),
+            FieldValue::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+/// Recorded fields, in recording order.
+pub(crate) type Fields = Vec<(&'static str, FieldValue)>;
+
+/// Inserts `fields` into `map`; a dotted name with the given prefix (`metrics.tokens`)
+/// goes into the nested object under the prefix's name.
+pub(crate) fn fields_into(map: &mut Map<String, Value>, fields: &[(&'static str, FieldValue)]) {
+    for (name, value) in fields {
+        map.insert((*name).to_owned(), value.to_json());
+    }
+}
+
+/// What a span contributes to the events inside it; shared by all its children.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SpanCtx {
+    /// Fields of this span and its ancestors (inner first wins when merged).
+    pub fields: Fields,
+    pub correlation_id: Option<Uuid>,
+    /// The `execution.started` event id of the nearest enclosing agent span.
+    pub agent_started_id: Option<Uuid>,
+    pub tenant_id: Option<String>,
+    pub namespace: Option<String>,
+    /// tracing span id of the span itself, for the derived traceparent.
+    pub span_id: u64,
+    /// W3C traceparent from OpenTelemetry, when the feature is on and a context is active.
+    pub otel_traceparent: Option<String>,
+}
+
+/// The body of a captured event.
+#[derive(Debug)]
+pub(crate) enum Body {
+    /// An ordinary tracing event.
+    Log {
+        level: tracing::Level,
+        target: &'static str,
+        message: String,
+        fields: Fields,
+    },
+    /// `audit!`.
+    Audit(Fields),
+    /// `security!`.
+    Security(Fields),
+    /// A typed catalog event (from `emit` or the agent lifecycle).
+    Typed(Box<dyn AnyEvent>),
+}
+
+/// How an event's `causation_id` is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Causation {
+    /// The `execution.started` of the nearest enclosing agent span, if any.
+    FromSpan,
+    /// Set by the layer (an agent's `started` points at its parent's, its end at its own).
+    Explicit(Option<Uuid>),
+}
+
+/// One captured event on its way to the worker.
+#[derive(Debug)]
+pub(crate) struct Captured {
+    pub sequence: u64,
+    pub timestamp: Timestamp,
+    /// Preassigned event id (agent `execution.started`, whose id children point at).
+    pub event_id: Option<Uuid>,
+    /// Where the causation id comes from.
+    pub causation: Causation,
+    pub span: Option<Arc<SpanCtx>>,
+    pub body: Body,
+}
+
+impl Captured {
+    /// Whether the event's class may be dropped under overload.
+    pub fn is_guaranteed(&self) -> bool {
+        !matches!(self.body, Body::Log { .. })
+    }
+}

@@ -1,0 +1,1072 @@
+//! The local disk spool: an append-only, checksummed store for records the broker could not
+//! take, replayed oldest first when delivery works again, including after a process restart
+//! (SPEC §4).
+//!
+//! The spool stores opaque byte payloads. The owner encodes the sanitized record into bytes;
+//! nothing here looks inside them.
+//!
+//! # On-disk format
+//!
+//! A spool is a directory of segment files named `segment-{:020}.spool`. Segment numbers rise
+//! monotonically and continue after a restart from the highest number found, so lexical order
+//! of the names equals creation order. A segment is a plain sequence of records:
+//!
+//! ```text
+//! offset  size  field
+//! 0       4     magic  b"OSP1" (0x4F 0x53 0x50 0x31; the last byte is the format version)
+//! 4       4     len    payload length, u32 little-endian
+//! 8       4     crc    CRC-32 (IEEE) of the 4 `len` bytes followed by the payload, u32 LE
+//! 12      len   payload
+//! ```
+//!
+//! There is no segment header, index or footer: a segment is valid up to any record boundary,
+//! so a crash can only leave a torn last record behind.
+//!
+//! # Corruption
+//!
+//! Reading never fails on bad bytes and never panics. A record whose checksum fails while its
+//! framing holds (the next record's magic, or the end of the file, follows where its length
+//! says it ends) is skipped on its own. Anything else that is not a valid record (a short
+//! header, a length running past the end of the file, a wrong magic, a damaged length) starts
+//! an unreadable region: the reader scans forward for the next magic whose record checks out
+//! and carries on from there, so a truncated tail simply ends the segment. Each skipped record
+//! and each unreadable region counts once in [`SegmentRead::corrupt`].
+//!
+//! # Durability
+//!
+//! Every append is one `write` of whole frames straight to the file (no user-space buffer), so
+//! a process crash loses nothing that [`Spool::append`] accepted. [`Spool::sync`] `fsync`s
+//! every segment written since the last sync (and the directory, when segments were created),
+//! so a machine crash loses at most what was appended after the last sync. A new process
+//! never appends to an old segment: it starts a new one, leaving any torn tail behind where
+//! the reader skips it.
+//!
+//! # One process per directory
+//!
+//! A spool directory belongs to one [`Spool`] in one process. [`Spool::open`] writes the pid
+//! into a `LOCK` file as a best-effort marker, not a lock: if another live process already
+//! claimed the directory, the spool still works and reports that pid through
+//! [`Spool::lock_conflict`] so the owner can warn; two processes sharing a directory may
+//! replay each other's records and delete each other's segments.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Default cap on the bytes all segments of a spool may hold together: 256 MiB.
+///
+/// Appends beyond it fail with [`SpoolError::Full`].
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Default size at which the active segment is closed and a new one started: 8 MiB.
+///
+/// It is also the size of the largest record the spool accepts (see [`SpoolError::TooLarge`]).
+pub const DEFAULT_SPOOL_SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Bytes each record takes on disk in addition to its payload (the record header).
+pub const RECORD_OVERHEAD: u64 = HEADER_LEN as u64;
+
+const MAGIC: [u8; 4] = *b"OSP1";
+const HEADER_LEN: usize = 12;
+const SEGMENT_PREFIX: &str = "segment-";
+const SEGMENT_SUFFIX: &str = ".spool";
+const SEGMENT_DIGITS: usize = 20;
+const LOCK_FILE: &str = "LOCK";
+/// `append_all` hands the OS at most this much per `write`, so a long batch does not build
+/// one huge buffer.
+const BATCH_BYTES: usize = 1024 * 1024;
+/// Attempts to find a free segment number when another writer took ours.
+const CREATE_ATTEMPTS: usize = 64;
+
+/// Size limits of a [`Spool`].
+#[derive(Debug, Clone)]
+pub struct SpoolLimits {
+    /// Most bytes all segments may hold together, record headers included.
+    ///
+    /// Default: [`DEFAULT_SPOOL_MAX_BYTES`].
+    pub max_bytes: u64,
+    /// Size at which the active segment is closed and a new one is started. A record whose
+    /// frame (payload plus [`RECORD_OVERHEAD`]) exceeds it is refused.
+    ///
+    /// Default: [`DEFAULT_SPOOL_SEGMENT_BYTES`].
+    pub segment_bytes: u64,
+}
+
+impl Default for SpoolLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: DEFAULT_SPOOL_MAX_BYTES,
+            segment_bytes: DEFAULT_SPOOL_SEGMENT_BYTES,
+        }
+    }
+}
+
+/// Identifies one segment file of a spool. Ordered by creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SegmentId(u64);
+
+impl fmt::Display for SegmentId {
+    /// Formats as the segment's file name, which is what an operator finds on disk.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{SEGMENT_PREFIX}{:020}{SEGMENT_SUFFIX}", self.0)
+    }
+}
+
+/// What [`Spool::read_segment`] found in a segment.
+#[derive(Debug, Default)]
+pub struct SegmentRead {
+    /// The payloads of all valid records, in the order they were appended.
+    pub records: Vec<Vec<u8>>,
+    /// How many damaged records and unreadable regions were skipped.
+    pub corrupt: u64,
+}
+
+/// Errors of the spool.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    /// The record would take the spool past its size limit. Nothing was written.
+    #[error(
+        "spool full (max {max_bytes} bytes in {}): raise OMNINODE_SPOOL_MAX_BYTES or restore broker connectivity",
+        dir.display()
+    )]
+    Full {
+        /// The configured limit, [`SpoolLimits::max_bytes`].
+        max_bytes: u64,
+        /// The spool directory.
+        dir: PathBuf,
+    },
+    /// Reading or writing the spool directory failed.
+    #[error(
+        "spool I/O error: {0}: check that the spool directory is writable and its disk has free space"
+    )]
+    Io(#[from] io::Error),
+    /// The record can never fit: its frame is larger than a segment (or than the whole
+    /// spool). Nothing was written.
+    #[error(
+        "record of {len} bytes is larger than the largest the spool holds ({max} bytes incl. {RECORD_OVERHEAD}-byte header): raise OMNINODE_SPOOL_SEGMENT_BYTES or send the event to the dead-letter topic"
+    )]
+    TooLarge {
+        /// Size of the payload that was refused.
+        len: u64,
+        /// Largest frame (payload plus header) the spool accepts with its current limits.
+        max: u64,
+    },
+}
+
+/// An append-only, checksummed store of byte records in a directory, replayed segment by
+/// segment, oldest first. See the [module docs](self) for the format and guarantees.
+///
+/// It is `Send` and not internally synchronised; the owner wraps it in a `Mutex`.
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    limits: SpoolLimits,
+    /// Every segment file on disk and its size; sizes are recomputed on open, then tracked.
+    segments: BTreeMap<u64, u64>,
+    /// Sum of `segments` values.
+    total: u64,
+    /// The segment appends go to; `None` until the first append and after sealing.
+    active: Option<Active>,
+    /// Sealed segments written since the last `sync`, kept open so `sync` can still fsync them.
+    unsynced: Vec<(u64, File)>,
+    /// A segment was created since the directory was last fsynced.
+    dir_dirty: bool,
+    next_id: u64,
+    lock_conflict: Option<u32>,
+}
+
+#[derive(Debug)]
+struct Active {
+    id: u64,
+    file: File,
+}
+
+impl Spool {
+    /// Opens the spool in `dir`. Creates the directory (and parents) if missing, scans the
+    /// segments an earlier process left, and writes this process's pid to `dir/LOCK`.
+    ///
+    /// Opens nothing for writing until the first append; that append starts a new segment
+    /// numbered after the highest existing one, so old segments are only ever read.
+    pub fn open(dir: impl Into<PathBuf>, limits: SpoolLimits) -> Result<Spool, SpoolError> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir)?;
+
+        let mut segments = BTreeMap::new();
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
+            let Some(id) = entry.file_name().to_str().and_then(parse_segment_name) else {
+                continue;
+            };
+            let meta = fs::metadata(entry.path())?;
+            if meta.is_file() {
+                segments.insert(id, meta.len());
+            }
+        }
+        let total = segments.values().sum();
+        let next_id = segments
+            .keys()
+            .next_back()
+            .map_or(0, |&max: &u64| max.saturating_add(1));
+
+        let lock_path = dir.join(LOCK_FILE);
+        let own_pid = std::process::id();
+        let lock_conflict = match fs::read_to_string(&lock_path) {
+            Ok(text) => text
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|&pid| pid != own_pid && process_alive(pid)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e.into()),
+        };
+        // Writing the marker also proves early that the directory is writable, rather than
+        // on the first append while the broker is already down.
+        fs::write(&lock_path, format!("{own_pid}\n"))?;
+
+        Ok(Spool {
+            dir,
+            limits,
+            segments,
+            total,
+            active: None,
+            unsynced: Vec::new(),
+            dir_dirty: false,
+            next_id,
+            lock_conflict,
+        })
+    }
+
+    /// The spool directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The limits the spool was opened with.
+    pub fn limits(&self) -> &SpoolLimits {
+        &self.limits
+    }
+
+    /// The pid of another live process that had claimed this directory (through its `LOCK`
+    /// file) when the spool was opened, if any. The spool works regardless; sharing a
+    /// directory between processes is unsupported, so the owner should warn.
+    ///
+    /// Liveness is checked through `/proc` and so only on Linux; elsewhere this is `None`.
+    pub fn lock_conflict(&self) -> Option<u32> {
+        self.lock_conflict
+    }
+
+    /// Appends one record to the active segment, starting a new segment first when the
+    /// record would take the active one past [`SpoolLimits::segment_bytes`].
+    ///
+    /// Fails with [`SpoolError::Full`] when the spool would exceed
+    /// [`SpoolLimits::max_bytes`] and with [`SpoolError::TooLarge`] when the record can
+    /// never fit; in both cases nothing is written. The record reaches the OS before this
+    /// returns; call [`sync`](Self::sync) to make it durable against a machine crash.
+    pub fn append(&mut self, payload: &[u8]) -> Result<(), SpoolError> {
+        self.append_all([payload]).map(drop).map_err(|(_, e)| e)
+    }
+
+    /// Appends many records, handing them to the OS in as few writes as possible (one per
+    /// segment, in chunks of about 1 MiB).
+    ///
+    /// Stops at the first error and returns it with how many records were written, which
+    /// are the first ones of `payloads`. Records are never written partially except by a
+    /// failing write, whose torn record the reader skips.
+    pub fn append_all<'a>(
+        &mut self,
+        payloads: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<usize, (usize, SpoolError)> {
+        let mut batch = Batch::default();
+        let mut done = 0;
+        for payload in payloads {
+            let frame_len = match self.frame_len(payload.len()) {
+                Ok(n) => n,
+                Err(e) => return Err(self.fail(&mut batch, done, e)),
+            };
+            let pending = batch.buf.len() as u64;
+            if self.total + pending + frame_len > self.limits.max_bytes {
+                let full = SpoolError::Full {
+                    max_bytes: self.limits.max_bytes,
+                    dir: self.dir.clone(),
+                };
+                return Err(self.fail(&mut batch, done, full));
+            }
+            let needs_segment = match &self.active {
+                None => true,
+                Some(active) => {
+                    let used = self.segments.get(&active.id).copied().unwrap_or(0) + pending;
+                    used > 0 && used + frame_len > self.limits.segment_bytes
+                }
+            };
+            if needs_segment {
+                done += self
+                    .write_batch(&mut batch)
+                    .map_err(|(n, e)| (done + n, e))?;
+                self.start_segment().map_err(|e| (done, e))?;
+            }
+            batch.push(payload);
+            if batch.buf.len() >= BATCH_BYTES {
+                done += self
+                    .write_batch(&mut batch)
+                    .map_err(|(n, e)| (done + n, e))?;
+            }
+        }
+        done += self
+            .write_batch(&mut batch)
+            .map_err(|(n, e)| (done + n, e))?;
+        Ok(done)
+    }
+
+    /// Makes everything appended so far durable: `fsync`s the active segment, every segment
+    /// sealed since the last sync, and the directory when segments were created.
+    ///
+    /// Call it on shutdown and periodically; appends alone survive a process crash but not a
+    /// machine crash.
+    pub fn sync(&mut self) -> Result<(), SpoolError> {
+        while let Some((_, file)) = self.unsynced.last() {
+            file.sync_data()?;
+            self.unsynced.pop();
+        }
+        if let Some(active) = &self.active {
+            active.file.sync_data()?;
+        }
+        if self.dir_dirty {
+            sync_dir(&self.dir)?;
+            self.dir_dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Total bytes of all segment files, headers and any corrupt bytes included.
+    pub fn bytes(&self) -> u64 {
+        self.total
+    }
+
+    /// Number of segment files, the active one included.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Whether the spool has no segments, and so nothing to replay: exactly when
+    /// [`oldest_sealed`](Self::oldest_sealed) returns `None`.
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// The oldest segment, ready for replay. If it is the active segment it is sealed first,
+    /// so later appends go to a new segment and replay never races appends.
+    pub fn oldest_sealed(&mut self) -> Option<SegmentId> {
+        let id = *self.segments.keys().next()?;
+        if self.active.as_ref().is_some_and(|active| active.id == id) {
+            self.seal();
+        }
+        Some(SegmentId(id))
+    }
+
+    /// Reads all valid records of a segment in append order, skipping (and counting) corrupt
+    /// ones. Fails only when the file cannot be read.
+    pub fn read_segment(&self, id: SegmentId) -> Result<SegmentRead, SpoolError> {
+        let data = fs::read(self.segment_path(id.0))?;
+        Ok(parse_segment(&data))
+    }
+
+    /// Deletes a segment once all its records were delivered or re-routed. Removing a
+    /// segment that is already gone is not an error.
+    pub fn remove_segment(&mut self, id: SegmentId) -> Result<(), SpoolError> {
+        if self.active.as_ref().is_some_and(|active| active.id == id.0) {
+            self.active = None;
+        }
+        self.unsynced.retain(|(unsynced, _)| *unsynced != id.0);
+        match fs::remove_file(self.segment_path(id.0)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        if let Some(size) = self.segments.remove(&id.0) {
+            self.total -= size;
+        }
+        Ok(())
+    }
+
+    fn segment_path(&self, id: u64) -> PathBuf {
+        self.dir.join(SegmentId(id).to_string())
+    }
+
+    /// The on-disk size of a record, or `TooLarge` when no segment can ever hold it.
+    fn frame_len(&self, payload_len: usize) -> Result<u64, SpoolError> {
+        let max = self
+            .limits
+            .segment_bytes
+            .min(self.limits.max_bytes)
+            .min(u64::from(u32::MAX) + RECORD_OVERHEAD);
+        let frame_len = payload_len as u64 + RECORD_OVERHEAD;
+        if frame_len > max {
+            return Err(SpoolError::TooLarge {
+                len: payload_len as u64,
+                max,
+            });
+        }
+        Ok(frame_len)
+    }
+
+    /// Writes what is batched, then returns `err` with the number of records written.
+    fn fail(&mut self, batch: &mut Batch, done: usize, err: SpoolError) -> (usize, SpoolError) {
+        match self.write_batch(batch) {
+            Ok(n) => (done + n, err),
+            // The write error is the more urgent one to report.
+            Err((n, write_err)) => (done + n, write_err),
+        }
+    }
+
+    /// Writes the batch to the active segment in one `write_all` and returns how many
+    /// records reached the file.
+    fn write_batch(&mut self, batch: &mut Batch) -> Result<usize, (usize, SpoolError)> {
+        if batch.ends.is_empty() {
+            return Ok(0);
+        }
+        let records = batch.ends.len();
+        let Some(active) = self.active.as_mut() else {
+            // `append_all` starts a segment before it batches anything.
+            batch.clear();
+            return Err((0, io::Error::other("spool has no active segment").into()));
+        };
+        let size = self.segments.entry(active.id).or_insert(0);
+        let result = active.file.write_all(&batch.buf);
+        let written = match &result {
+            Ok(()) => batch.buf.len() as u64,
+            // Measure what did reach the file so sizes stay true and the caller learns which
+            // records are in.
+            Err(_) => active
+                .file
+                .metadata()
+                .map_or(0, |meta| meta.len().saturating_sub(*size)),
+        };
+        *size += written;
+        self.total += written;
+        let complete = batch
+            .ends
+            .iter()
+            .take_while(|&&end| end as u64 <= written)
+            .count();
+        batch.clear();
+        match result {
+            Ok(()) => Ok(records),
+            Err(e) => {
+                // A failed write may have left a torn record; later records go to a fresh
+                // segment rather than after it.
+                self.seal();
+                Err((complete, e.into()))
+            }
+        }
+    }
+
+    /// Seals the active segment (if any) and creates the next one.
+    fn start_segment(&mut self) -> Result<(), SpoolError> {
+        self.seal();
+        for _ in 0..CREATE_ATTEMPTS {
+            let id = self.next_id;
+            self.next_id = self.next_id.saturating_add(1);
+            match File::options()
+                .append(true)
+                .create_new(true)
+                .open(self.segment_path(id))
+            {
+                Ok(file) => {
+                    self.segments.insert(id, 0);
+                    self.active = Some(Active { id, file });
+                    self.dir_dirty = true;
+                    return Ok(());
+                }
+                // Another writer in the same directory took this number; it is not ours to
+                // append to.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "no free segment number after {CREATE_ATTEMPTS} attempts in {}; is another process using this spool directory?",
+                self.dir.display()
+            ),
+        )
+        .into())
+    }
+
+    /// Stops appending to the active segment; keeps its handle until the next `sync`.
+    fn seal(&mut self) {
+        if let Some(active) = self.active.take() {
+            self.unsynced.push((active.id, active.file));
+        }
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        // Only remove the marker if it is still ours; a failure leaves a stale marker, which
+        // the next open recognises as dead.
+        let lock_path = self.dir.join(LOCK_FILE);
+        let own = format!("{}\n", std::process::id());
+        if fs::read_to_string(&lock_path).is_ok_and(|text| text == own) {
+            let _ = fs::remove_file(&lock_path);
+        }
+    }
+}
+
+/// Whole frames waiting for one `write`.
+#[derive(Default)]
+struct Batch {
+    buf: Vec<u8>,
+    /// End offset in `buf` of each frame.
+    ends: Vec<usize>,
+}
+
+impl Batch {
+    fn push(&mut self, payload: &[u8]) {
+        // `frame_len` already refused payloads longer than `u32::MAX`.
+        let len = (payload.len() as u32).to_le_bytes();
+        self.buf.reserve(HEADER_LEN + payload.len());
+        self.buf.extend_from_slice(&MAGIC);
+        self.buf.extend_from_slice(&len);
+        self.buf
+            .extend_from_slice(&checksum(len, payload).to_le_bytes());
+        self.buf.extend_from_slice(payload);
+        self.ends.push(self.buf.len());
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.ends.clear();
+    }
+}
+
+fn checksum(len: [u8; 4], payload: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&len);
+    hasher.update(payload);
+    hasher.finalize()
+}
+
+fn parse_segment_name(name: &str) -> Option<u64> {
+    let digits = name
+        .strip_prefix(SEGMENT_PREFIX)?
+        .strip_suffix(SEGMENT_SUFFIX)?;
+    if digits.len() != SEGMENT_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// What starts at one offset of a segment.
+enum Frame<'a> {
+    Valid {
+        payload: &'a [u8],
+        end: usize,
+    },
+    BadChecksum {
+        end: usize,
+    },
+    /// No record can start here: short header, wrong magic or a length past the end.
+    Unreadable,
+}
+
+fn frame_at(data: &[u8], pos: usize) -> Frame<'_> {
+    let rest = &data[pos..];
+    if rest.len() < HEADER_LEN || rest[..4] != MAGIC {
+        return Frame::Unreadable;
+    }
+    let len_bytes = [rest[4], rest[5], rest[6], rest[7]];
+    let crc = u32::from_le_bytes([rest[8], rest[9], rest[10], rest[11]]);
+    let len = u32::from_le_bytes(len_bytes) as usize;
+    if len > rest.len() - HEADER_LEN {
+        return Frame::Unreadable;
+    }
+    let payload = &rest[HEADER_LEN..HEADER_LEN + len];
+    let end = pos + HEADER_LEN + len;
+    if checksum(len_bytes, payload) == crc {
+        Frame::Valid { payload, end }
+    } else {
+        Frame::BadChecksum { end }
+    }
+}
+
+/// Whether `rest` starts with a record header or is a (possibly torn) prefix of one.
+fn at_record_boundary(rest: &[u8]) -> bool {
+    let n = rest.len().min(MAGIC.len());
+    rest[..n] == MAGIC[..n]
+}
+
+fn find_magic(data: &[u8], from: usize) -> Option<usize> {
+    data.get(from..)?
+        .windows(MAGIC.len())
+        .position(|window| window == MAGIC)
+        .map(|i| from + i)
+}
+
+fn parse_segment(data: &[u8]) -> SegmentRead {
+    let mut read = SegmentRead::default();
+    let mut pos = 0;
+    let mut in_unreadable = false;
+    while pos < data.len() {
+        match frame_at(data, pos) {
+            Frame::Valid { payload, end } => {
+                read.records.push(payload.to_vec());
+                pos = end;
+                in_unreadable = false;
+            }
+            // The framing holds, so only this record is damaged.
+            Frame::BadChecksum { end } if at_record_boundary(&data[end..]) => {
+                read.corrupt += 1;
+                pos = end;
+                in_unreadable = false;
+            }
+            // The header itself cannot be trusted: resynchronise on the next magic. A torn
+            // tail has none, which ends the segment.
+            Frame::BadChecksum { .. } | Frame::Unreadable => {
+                if !in_unreadable {
+                    read.corrupt += 1;
+                    in_unreadable = true;
+                }
+                pos = find_magic(data, pos + 1).unwrap_or(data.len());
+            }
+        }
+    }
+    read
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Other platforms cannot open a directory as a file; their file systems make new names
+/// durable with the file's data.
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn process_alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// Without a portable liveness check a foreign pid is taken as a stale marker.
+#[cfg(not(target_os = "linux"))]
+fn process_alive(_pid: u32) -> bool {
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(max_bytes: u64, segment_bytes: u64) -> SpoolLimits {
+        SpoolLimits {
+            max_bytes,
+            segment_bytes,
+        }
+    }
+
+    fn frame(payload_len: usize) -> u64 {
+        payload_len as u64 + RECORD_OVERHEAD
+    }
+
+    fn payload(i: usize) -> Vec<u8> {
+        format!("record-{i:04}").into_bytes()
+    }
+
+    /// All records of all segments, oldest first, removing each segment after reading it.
+    fn drain(spool: &mut Spool) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Some(id) = spool.oldest_sealed() {
+            let read = spool.read_segment(id).unwrap();
+            assert_eq!(read.corrupt, 0, "{id}");
+            out.extend(read.records);
+            spool.remove_segment(id).unwrap();
+        }
+        out
+    }
+
+    fn segment_files(dir: &Path) -> Vec<PathBuf> {
+        let mut files: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "spool"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// A deterministic xorshift stream, so failures reproduce.
+    fn noise(seed: u64, len: usize) -> Vec<u8> {
+        let mut state = seed | 1;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn spool_is_send() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Spool>();
+    }
+
+    #[test]
+    fn append_then_read_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path().join("a/b"), SpoolLimits::default()).unwrap();
+        assert!(spool.is_empty());
+        assert!(
+            segment_files(spool.dir()).is_empty(),
+            "nothing opened before an append"
+        );
+
+        let payloads = [b"first".to_vec(), Vec::new(), vec![0u8; 70_000], payload(3)];
+        for p in &payloads {
+            spool.append(p).unwrap();
+        }
+        spool.sync().unwrap();
+        let expected: u64 = payloads.iter().map(|p| frame(p.len())).sum();
+        assert_eq!(spool.bytes(), expected);
+        assert_eq!(spool.segment_count(), 1);
+
+        let id = spool.oldest_sealed().unwrap();
+        let read = spool.read_segment(id).unwrap();
+        assert_eq!(read.records, payloads);
+        assert_eq!(read.corrupt, 0);
+    }
+
+    #[test]
+    fn rotates_at_segment_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = 2 * frame(payload(0).len());
+        let mut spool = Spool::open(dir.path(), limits(1 << 20, seg)).unwrap();
+        for i in 0..5 {
+            spool.append(&payload(i)).unwrap();
+        }
+        let files = segment_files(dir.path());
+        assert_eq!(files.len(), 3);
+        for file in &files {
+            assert!(fs::metadata(file).unwrap().len() <= seg);
+        }
+        let mut per_segment = Vec::new();
+        while let Some(id) = spool.oldest_sealed() {
+            per_segment.push(spool.read_segment(id).unwrap().records);
+            spool.remove_segment(id).unwrap();
+        }
+        assert_eq!(
+            per_segment,
+            vec![
+                vec![payload(0), payload(1)],
+                vec![payload(2), payload(3)],
+                vec![payload(4)]
+            ]
+        );
+    }
+
+    #[test]
+    fn append_all_batches_across_segments_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = 3 * frame(payload(0).len());
+        let mut spool = Spool::open(dir.path(), limits(1 << 20, seg)).unwrap();
+        let payloads: Vec<_> = (0..10).map(payload).collect();
+        let n = spool
+            .append_all(payloads.iter().map(Vec::as_slice))
+            .unwrap();
+        assert_eq!(n, 10);
+        assert_eq!(spool.segment_count(), 4);
+        assert_eq!(drain(&mut spool), payloads);
+        assert_eq!(spool.bytes(), 0);
+    }
+
+    #[test]
+    fn oldest_first_across_reopen_and_numbering_continues() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = 2 * frame(payload(0).len());
+        {
+            let mut spool = Spool::open(dir.path(), limits(1 << 20, seg)).unwrap();
+            for i in 0..3 {
+                spool.append(&payload(i)).unwrap();
+            }
+            spool.sync().unwrap();
+        }
+        let before = segment_files(dir.path());
+        assert_eq!(before.len(), 2);
+
+        let mut spool = Spool::open(dir.path(), limits(1 << 20, seg)).unwrap();
+        assert_eq!(spool.segment_count(), 2);
+        assert_eq!(spool.bytes(), 3 * frame(payload(0).len()));
+        // The half-full segment of the old process is not appended to.
+        spool.append(&payload(3)).unwrap();
+        let after = segment_files(dir.path());
+        assert_eq!(after.len(), 3);
+        assert_eq!(after[..2], before[..]);
+        assert!(
+            after[2] > before[1],
+            "numbering continues after the highest"
+        );
+
+        assert_eq!(drain(&mut spool), (0..4).map(payload).collect::<Vec<_>>());
+        assert!(spool.is_empty());
+    }
+
+    #[test]
+    fn full_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = frame(payload(0).len());
+        let mut spool = Spool::open(dir.path(), limits(3 * f + f / 2, 1 << 20)).unwrap();
+        for i in 0..3 {
+            spool.append(&payload(i)).unwrap();
+        }
+        let bytes = spool.bytes();
+        let err = spool.append(&payload(3)).unwrap_err();
+        assert!(matches!(err, SpoolError::Full { max_bytes, .. } if max_bytes == 3 * f + f / 2));
+        assert!(
+            err.to_string().contains("OMNINODE_SPOOL_MAX_BYTES"),
+            "{err}"
+        );
+        assert_eq!(spool.bytes(), bytes);
+        let on_disk: u64 = segment_files(dir.path())
+            .iter()
+            .map(|p| fs::metadata(p).unwrap().len())
+            .sum();
+        assert_eq!(on_disk, bytes);
+
+        // A batch writes what fits and says how much.
+        let id = spool.oldest_sealed().unwrap();
+        spool.remove_segment(id).unwrap();
+        let batch: Vec<_> = (10..15).map(payload).collect();
+        let (n, err) = spool
+            .append_all(batch.iter().map(Vec::as_slice))
+            .unwrap_err();
+        assert_eq!(n, 3);
+        assert!(matches!(err, SpoolError::Full { .. }));
+        assert_eq!(drain(&mut spool), batch[..3]);
+    }
+
+    #[test]
+    fn too_large_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path(), limits(1 << 20, 100)).unwrap();
+        spool.append(&[7; 88]).unwrap();
+        let err = spool.append(&[7; 89]).unwrap_err();
+        assert!(
+            matches!(err, SpoolError::TooLarge { len: 89, max: 100 }),
+            "{err}"
+        );
+        assert_eq!(spool.bytes(), 100);
+    }
+
+    #[test]
+    fn torn_tail_keeps_earlier_records() {
+        for cut in [5, HEADER_LEN as u64 + 2, 1] {
+            let dir = tempfile::tempdir().unwrap();
+            {
+                let mut spool = Spool::open(dir.path(), SpoolLimits::default()).unwrap();
+                for i in 0..3 {
+                    spool.append(&payload(i)).unwrap();
+                }
+                spool.sync().unwrap();
+            }
+            let file = &segment_files(dir.path())[0];
+            let len = fs::metadata(file).unwrap().len();
+            File::options()
+                .write(true)
+                .open(file)
+                .unwrap()
+                .set_len(len - cut)
+                .unwrap();
+
+            let mut spool = Spool::open(dir.path(), SpoolLimits::default()).unwrap();
+            assert_eq!(spool.bytes(), len - cut);
+            let id = spool.oldest_sealed().unwrap();
+            let read = spool.read_segment(id).unwrap();
+            assert_eq!(read.records, vec![payload(0), payload(1)], "cut {cut}");
+            assert_eq!(read.corrupt, 1, "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn damaged_middle_record_is_skipped() {
+        let f = frame(payload(0).len()) as usize;
+        // Payload byte, crc byte, low and high length bytes, magic byte of record 1.
+        for offset in [f + HEADER_LEN + 3, f + 9, f + 4, f + 7, f] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut spool = Spool::open(dir.path(), SpoolLimits::default()).unwrap();
+            for i in 0..3 {
+                spool.append(&payload(i)).unwrap();
+            }
+            let id = spool.oldest_sealed().unwrap();
+            let path = spool.segment_path(id.0);
+            let mut data = fs::read(&path).unwrap();
+            data[offset] ^= 0x01;
+            fs::write(&path, &data).unwrap();
+
+            let read = spool.read_segment(id).unwrap();
+            assert_eq!(
+                read.records,
+                vec![payload(0), payload(2)],
+                "offset {offset}"
+            );
+            assert_eq!(read.corrupt, 1, "offset {offset}");
+        }
+    }
+
+    #[test]
+    fn garbage_segment_does_not_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = SegmentId(7).to_string();
+        fs::write(dir.path().join(&name), noise(42, 64 * 1024)).unwrap();
+        // Foreign files are not segments.
+        fs::write(dir.path().join("segment-1.spool"), b"x").unwrap();
+        fs::write(dir.path().join("notes.txt"), b"x").unwrap();
+
+        let mut spool = Spool::open(dir.path(), SpoolLimits::default()).unwrap();
+        assert_eq!(spool.segment_count(), 1);
+        let id = spool.oldest_sealed().unwrap();
+        assert_eq!(id.to_string(), name);
+        let read = spool.read_segment(id).unwrap();
+        assert!(read.records.is_empty());
+        assert!(read.corrupt >= 1);
+
+        // New records go after the garbage segment and read back cleanly.
+        spool.append(b"after").unwrap();
+        spool.remove_segment(id).unwrap();
+        assert_eq!(drain(&mut spool), vec![b"after".to_vec()]);
+    }
+
+    #[test]
+    fn mutated_segments_never_panic_and_keep_intact_records() {
+        let valid_payloads: Vec<_> = (0..20).map(payload).collect();
+        let mut valid = Batch::default();
+        for p in &valid_payloads {
+            valid.push(p);
+        }
+        let frame_len = frame(payload(0).len()) as usize;
+        for seed in 0..300u64 {
+            let mut data = valid.buf.clone();
+            let r = noise(seed, 8);
+            let cut = usize::from(u16::from_le_bytes([r[0], r[1]])) % (data.len() + 1);
+            data.truncate(cut);
+            let mut damaged_from = cut;
+            if !data.is_empty() {
+                let at = usize::from(u16::from_le_bytes([r[2], r[3]])) % data.len();
+                data[at] ^= r[4] | 1;
+                damaged_from = damaged_from.min(at);
+            }
+            let read = parse_segment(&data);
+            let intact = damaged_from / frame_len;
+            assert!(read.records.len() >= intact, "seed {seed}");
+            assert_eq!(
+                read.records[..intact],
+                valid_payloads[..intact],
+                "seed {seed}"
+            );
+            // Whatever is read after the damage is a real record, in order.
+            let mut last = None;
+            for record in &read.records {
+                let i = valid_payloads.iter().position(|p| p == record);
+                assert!(i.is_some() && i > last, "seed {seed}");
+                last = i;
+            }
+            assert!(data.is_empty() || read.corrupt >= 1, "seed {seed}");
+        }
+        for seed in 0..50u64 {
+            let read = parse_segment(&noise(seed, 4096));
+            assert!(read.corrupt >= 1);
+        }
+    }
+
+    #[test]
+    fn remove_segment_frees_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = frame(payload(0).len());
+        let mut spool = Spool::open(dir.path(), limits(2 * seg, seg)).unwrap();
+        spool.append(&payload(0)).unwrap();
+        spool.append(&payload(1)).unwrap();
+        assert!(matches!(
+            spool.append(&payload(2)),
+            Err(SpoolError::Full { .. })
+        ));
+
+        let id = spool.oldest_sealed().unwrap();
+        spool.remove_segment(id).unwrap();
+        assert_eq!(spool.bytes(), seg);
+        assert!(!spool.segment_path(id.0).exists());
+        spool.remove_segment(id).unwrap();
+        assert_eq!(spool.bytes(), seg);
+
+        spool.append(&payload(2)).unwrap();
+        assert_eq!(drain(&mut spool), vec![payload(1), payload(2)]);
+    }
+
+    #[test]
+    fn oldest_sealed_seals_the_active_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path(), SpoolLimits::default()).unwrap();
+        assert_eq!(spool.oldest_sealed(), None);
+        spool.append(&payload(0)).unwrap();
+        let first = spool.oldest_sealed().unwrap();
+        spool.append(&payload(1)).unwrap();
+        assert_eq!(spool.segment_count(), 2);
+
+        assert_eq!(spool.read_segment(first).unwrap().records, vec![payload(0)]);
+        spool.remove_segment(first).unwrap();
+        let second = spool.oldest_sealed().unwrap();
+        assert!(second > first);
+        assert_eq!(
+            spool.read_segment(second).unwrap().records,
+            vec![payload(1)]
+        );
+        spool.sync().unwrap();
+    }
+
+    #[test]
+    fn lock_marker_reports_live_owner_and_is_cleaned_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join(LOCK_FILE);
+        {
+            let spool = Spool::open(dir.path(), SpoolLimits::default()).unwrap();
+            assert_eq!(spool.lock_conflict(), None);
+            assert_eq!(
+                fs::read_to_string(&lock).unwrap(),
+                format!("{}\n", std::process::id())
+            );
+        }
+        assert!(!lock.exists());
+
+        // A pid that cannot be running is a stale marker.
+        fs::write(&lock, format!("{}\n", u32::MAX)).unwrap();
+        let spool = Spool::open(dir.path(), SpoolLimits::default()).unwrap();
+        assert_eq!(spool.lock_conflict(), None);
+        drop(spool);
+
+        #[cfg(target_os = "linux")]
+        {
+            // pid 1 is always alive.
+            fs::write(&lock, "1\n").unwrap();
+            let spool = Spool::open(dir.path(), SpoolLimits::default()).unwrap();
+            assert_eq!(spool.lock_conflict(), Some(1));
+        }
+    }
+
+    #[test]
+    fn error_messages_say_what_to_do() {
+        let full = SpoolError::Full {
+            max_bytes: 10,
+            dir: PathBuf::from("/var/spool/x"),
+        };
+        assert_eq!(
+            full.to_string(),
+            "spool full (max 10 bytes in /var/spool/x): raise OMNINODE_SPOOL_MAX_BYTES or restore broker connectivity"
+        );
+    }
+}
