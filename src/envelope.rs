@@ -112,7 +112,10 @@ impl Envelope {
                 ("service_name", &meta.source.service_name),
                 ("instance_id", &meta.source.instance_id),
             ] {
-                if requires(field) && map.get(field).is_none_or(Value::is_null) {
+                let unset = map
+                    .get(field)
+                    .is_none_or(|v| v.is_null() || v.as_str() == Some(""));
+                if requires(field) && unset {
                     map.insert(field.into(), value.clone().into());
                 }
             }
