@@ -1,1 +1,96 @@
-fn main() {}
+//! Caller-thread cost of one `info!` with 5 fields inside a 2-field span, side by side:
+//!
+//! - (a) `registry` only (the floor: span lookup, no output);
+//! - (b) `registry` + the OmniNode layer (broker reachable: embedded mock cluster);
+//! - (b') the same with the broker unreachable (must not change: the caller never waits on
+//!   the network);
+//! - (c) `registry` + `fmt().json()` writing through `tracing_appender::non_blocking`.
+//!
+//! Goal: (b) ≤ 0.2 × (c), and (b') ≈ (b).
+//!
+//! Last measured (2 cores, 2026-11-28, `cargo bench --bench hot_path`): see README
+//! "Performance" for the table; the figures are repeated here when updated:
+//! FIGURES_PLACEHOLDER
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use rdkafka::mocking::MockCluster;
+use tracing_subscriber::prelude::*;
+
+fn log_one() {
+    tracing::info!(
+        user_id = 42u64,
+        route = "/v1/orders",
+        status = 200u64,
+        latency_ms = 12.5f64,
+        cached = true,
+        "request served"
+    );
+}
+
+fn bench_in<S>(c: &mut Criterion, name: &str, subscriber: S)
+where
+    S: tracing::Subscriber + Send + Sync + 'static,
+{
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("request", tenant_id = "acme", request_id = "r-1");
+        let _e = span.enter();
+        c.bench_function(name, |b| b.iter(log_one));
+    });
+}
+
+fn omninode(
+    bootstrap: &str,
+    dir: &std::path::Path,
+) -> (tracing_omninode::OmniNodeLayer, tracing_omninode::Guard) {
+    tracing_omninode::builder()
+        .ignore_env()
+        .bootstrap_servers(bootstrap)
+        .service_name("bench")
+        .spool_dir(dir)
+        .queue_capacity(1usize << 16)
+        .message_timeout(Duration::from_secs(2))
+        .build()
+        .expect("pipeline")
+}
+
+fn hot_path(c: &mut Criterion) {
+    bench_in(c, "a_registry_only", tracing_subscriber::registry());
+
+    let mock = MockCluster::new(1).expect("mock cluster");
+    mock.create_topic("omninode.logging.application.v1", 1, 1)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = omninode(&mock.bootstrap_servers(), dir.path());
+    bench_in(
+        c,
+        "b_registry_plus_omninode",
+        tracing_subscriber::registry().with(layer),
+    );
+    let _ = guard.shutdown(Duration::from_secs(5));
+
+    let dir2 = tempfile::tempdir().unwrap();
+    let (layer, guard) = omninode("127.0.0.1:9", dir2.path());
+    bench_in(
+        c,
+        "b_registry_plus_omninode_broker_down",
+        tracing_subscriber::registry().with(layer),
+    );
+    let _ = guard.shutdown(Duration::from_secs(2));
+
+    let (writer, _appender_guard) = tracing_appender::non_blocking(std::io::sink());
+    bench_in(
+        c,
+        "c_registry_plus_fmt_json_non_blocking",
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().json().with_writer(writer)),
+    );
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = hot_path
+}
+criterion_main!(benches);

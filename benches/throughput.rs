@@ -1,1 +1,149 @@
-fn main() {}
+//! End-to-end throughput to a broker: events/s delivered by the whole pipeline (capture,
+//! envelope, sanitize, validate, produce, acknowledged) versus a raw rdkafka `BaseProducer`
+//! producing the same envelope bytes with the same settings (zstd, idempotent, acks=all),
+//! side by side in one run. Goal: pipeline ≥ 0.8 × raw.
+//!
+//! Broker: `OMNINODE_TEST_BOOTSTRAP` or `OMNINODE_KAFKA_BOOTSTRAP_SERVERS` when set (e.g. the
+//! tansu broker from `scripts/broker start`), else an embedded mock cluster.
+//!
+//! Last measured (2 cores, 2026-11-28): see README "Performance"; figures repeated here:
+//! FIGURES_PLACEHOLDER
+
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rdkafka::config::ClientConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use tracing_omninode::topics::{create_topics, TopicSpec};
+use tracing_subscriber::prelude::*;
+
+const EVENTS: u64 = 20_000;
+const TOPIC: &str = "omninode.logging.application.v1";
+
+fn raw_producer(bootstrap: &str) -> BaseProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("compression.type", "zstd")
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "512")
+        .create()
+        .expect("producer")
+}
+
+fn sample_value() -> String {
+    // One real envelope, as the pipeline writes it.
+    serde_json::json!({
+        "event_id": uuid::Uuid::now_v7().to_string(),
+        "event_type": TOPIC,
+        "schema_ref": format!("schemas/{TOPIC}.json"),
+        "timestamp": tracing_omninode::Timestamp::now().to_string(),
+        "tenant_id": "default", "namespace": "default",
+        "source": {"service_name": "bench", "instance_id": "b-1"},
+        "correlation_id": uuid::Uuid::now_v7().to_string(), "causation_id": null, "sequence": 1,
+        "payload": {"service_name": "bench", "instance_id": "b-1", "level": "INFO",
+            "logger": "throughput", "message": "request served", "code": null,
+            "context": {"user_id": 42, "route": "/v1/orders", "status": 200, "latency_ms": 12.5,
+                "cached": true, "tenant_id": "acme", "request_id": "r-1"}}
+    })
+    .to_string()
+}
+
+fn throughput(c: &mut Criterion) {
+    let mock;
+    let bootstrap = match std::env::var("OMNINODE_TEST_BOOTSTRAP")
+        .or_else(|_| std::env::var("OMNINODE_KAFKA_BOOTSTRAP_SERVERS"))
+    {
+        Ok(b) => {
+            let mut spec = TopicSpec::new(&b);
+            spec.partitions = 1;
+            create_topics(&spec).expect("topics");
+            b
+        }
+        Err(_) => {
+            mock = MockCluster::new(1).expect("mock");
+            for t in tracing_omninode::topics::catalog_topics("") {
+                mock.create_topic(&t, 1, 1).unwrap();
+            }
+            mock.bootstrap_servers()
+        }
+    };
+    let mut group = c.benchmark_group("end_to_end");
+    group.throughput(Throughput::Elements(EVENTS));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+
+    let value = sample_value();
+    let producer = raw_producer(&bootstrap);
+    group.bench_function("raw_base_producer", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                for _ in 0..EVENTS {
+                    let mut rec = BaseRecord::to(TOPIC).key("bench").payload(value.as_str());
+                    loop {
+                        match producer.send(rec) {
+                            Ok(()) => break,
+                            Err((_, r)) => {
+                                rec = r;
+                                producer.poll(Duration::from_millis(1));
+                            }
+                        }
+                    }
+                    producer.poll(Duration::ZERO);
+                }
+                producer.flush(Duration::from_secs(60)).expect("flush");
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = tracing_omninode::builder()
+        .ignore_env()
+        .bootstrap_servers(&bootstrap)
+        .service_name("bench")
+        .instance_id("b-1")
+        .spool_dir(dir.path())
+        .queue_capacity(EVENTS as usize * 2)
+        .build()
+        .expect("pipeline");
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("request", tenant_id = "acme", request_id = "r-1");
+        let _e = span.enter();
+        group.bench_function("omninode_pipeline", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let before = guard.metrics().delivered;
+                    let start = Instant::now();
+                    for _ in 0..EVENTS {
+                        tracing::info!(
+                            user_id = 42u64,
+                            route = "/v1/orders",
+                            status = 200u64,
+                            latency_ms = 12.5f64,
+                            cached = true,
+                            "request served"
+                        );
+                    }
+                    guard.flush(Duration::from_secs(60)).expect("flush");
+                    total += start.elapsed();
+                    let m = guard.metrics();
+                    assert_eq!(m.delivered - before, EVENTS, "every event delivered: {m:?}");
+                }
+                total
+            })
+        });
+    });
+    group.finish();
+    let _ = guard.shutdown(Duration::from_secs(10));
+}
+
+criterion_group!(benches, throughput);
+criterion_main!(benches);

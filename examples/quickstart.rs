@@ -92,8 +92,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             tracing::info_span!("request", correlation_id = %uuid::Uuid::now_v7(), tenant_id = "acme")
                 .entered();
         tracing::info!(user = "alice", "request received");
-        tracing_omninode::security!(event_type = "api_key_used", user_id = "alice",
-            resource = "agents/planner", decision = "allow");
+        tracing_omninode::security!(
+            event_type = "api_key_used",
+            user_id = "alice",
+            resource = "agents/planner",
+            decision = "allow"
+        );
         for step in plan("summarize today's orders") {
             match step {
                 "fetch" => {
@@ -102,9 +106,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 _ => summarize(),
             }
         }
-        tracing_omninode::audit!(action = "report.generate", actor = "alice",
-            resource = "reports/orders-today", outcome = "success");
-        tracing::warn!(api_key = "sk-live-not-really-a-key", "this field is redacted by key name");
+        tracing_omninode::audit!(
+            action = "report.generate",
+            actor = "alice",
+            resource = "reports/orders-today",
+            outcome = "success"
+        );
+        tracing::warn!(
+            api_key = "sk-live-not-really-a-key",
+            "this field is redacted by key name"
+        );
     }
 
     let report = guard.shutdown(Duration::from_secs(10))?;

@@ -169,15 +169,14 @@ pub(crate) fn assemble(config: &Config, ev: Captured) -> Assembled {
     let mut value = serde_json::to_value(&env).expect("an envelope always serializes");
     config.sanitizer.sanitize_json(&mut value);
     let key_field = config.partition.key_field(kind.family);
-    let mut invalid =
-        validate_envelope_with_key(&value, Some(key_field))
-            .err()
-            .map(|errs| {
-                errs.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            });
+    let mut invalid = validate_envelope_with_key(&value, Some(key_field))
+        .err()
+        .map(|errs| {
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
     let key = match config.partition.key_from_json(kind.family, &value) {
         Ok(k) => k,
         Err(e) => {
@@ -197,8 +196,5 @@ pub(crate) fn assemble(config: &Config, ev: Captured) -> Assembled {
         &config.topic_prefix,
         traceparent.unwrap_or_default(),
     );
-    Assembled {
-        record,
-        invalid,
-    }
+    Assembled { record, invalid }
 }

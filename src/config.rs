@@ -404,7 +404,11 @@ fn default_service_name() -> String {
 }
 
 fn resolve(b: &Builder, vars: &BTreeMap<String, String>) -> Result<Config, BuildError> {
-    let var = |k: &str| vars.get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let var = |k: &str| {
+        vars.get(k)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
 
     let bootstrap_servers = b
         .bootstrap_servers
@@ -447,7 +451,11 @@ fn resolve(b: &Builder, vars: &BTreeMap<String, String>) -> Result<Config, Build
     }
     let queue_capacity = match (b.queue_capacity, var(env::QUEUE_CAPACITY)) {
         (Some(n), _) => n,
-        (None, Some(v)) => parse_num(env::QUEUE_CAPACITY, &v, "use a whole number of events, e.g. 16384")?,
+        (None, Some(v)) => parse_num(
+            env::QUEUE_CAPACITY,
+            &v,
+            "use a whole number of events, e.g. 16384",
+        )?,
         (None, None) => DEFAULT_QUEUE_CAPACITY,
     };
     if queue_capacity == 0 {
@@ -459,7 +467,11 @@ fn resolve(b: &Builder, vars: &BTreeMap<String, String>) -> Result<Config, Build
     }
     let spool_max_bytes = match (b.spool_max_bytes, var(env::SPOOL_MAX_BYTES)) {
         (Some(n), _) => n,
-        (None, Some(v)) => parse_num(env::SPOOL_MAX_BYTES, &v, "use a size in bytes, e.g. 268435456")?,
+        (None, Some(v)) => parse_num(
+            env::SPOOL_MAX_BYTES,
+            &v,
+            "use a size in bytes, e.g. 268435456",
+        )?,
         (None, None) => DEFAULT_SPOOL_MAX_BYTES,
     };
     if spool_max_bytes < 4096 {
@@ -471,7 +483,11 @@ fn resolve(b: &Builder, vars: &BTreeMap<String, String>) -> Result<Config, Build
     }
     let max_retries = match (b.max_retries, var(env::DLQ_MAX_RETRIES)) {
         (Some(n), _) => Some(n),
-        (None, Some(v)) => Some(parse_num(env::DLQ_MAX_RETRIES, &v, "use a whole number of retries, e.g. 3")?),
+        (None, Some(v)) => Some(parse_num(
+            env::DLQ_MAX_RETRIES,
+            &v,
+            "use a whole number of retries, e.g. 3",
+        )?),
         (None, None) => None,
     };
     let shutdown_timeout = match (b.shutdown_timeout, var(env::SHUTDOWN_TIMEOUT_MS)) {
@@ -578,27 +594,42 @@ mod tests {
         assert_eq!(c.service_name, "from-code");
         assert_eq!(c.queue_capacity, 100);
         assert_eq!(c.max_retries, Some(2));
-        assert_eq!(c.kafka_props.get("sasl.password").map(String::as_str), Some("hunter2"));
+        assert_eq!(
+            c.kafka_props.get("sasl.password").map(String::as_str),
+            Some("hunter2")
+        );
         assert_eq!(c.tenant_id, "default");
     }
 
     #[test]
     fn bad_values_say_how_to_fix() {
         let cases: Vec<(Builder, BTreeMap<String, String>, &str)> = vec![
-            (Builder::default(), vars(&[]), "OMNINODE_KAFKA_BOOTSTRAP_SERVERS"),
-            (Builder::default().bootstrap_servers("nohost"), vars(&[]), "host:port"),
+            (
+                Builder::default(),
+                vars(&[]),
+                "OMNINODE_KAFKA_BOOTSTRAP_SERVERS",
+            ),
+            (
+                Builder::default().bootstrap_servers("nohost"),
+                vars(&[]),
+                "host:port",
+            ),
             (
                 Builder::default().bootstrap_servers("h:1"),
                 vars(&[(env::QUEUE_CAPACITY, "lots")]),
                 "whole number",
             ),
             (
-                Builder::default().bootstrap_servers("h:1").queue_capacity(0usize),
+                Builder::default()
+                    .bootstrap_servers("h:1")
+                    .queue_capacity(0usize),
                 vars(&[]),
                 "at least one",
             ),
             (
-                Builder::default().bootstrap_servers("h:1").topic_prefix("bad prefix/"),
+                Builder::default()
+                    .bootstrap_servers("h:1")
+                    .topic_prefix("bad prefix/"),
                 vars(&[]),
                 "topic prefix",
             ),

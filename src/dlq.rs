@@ -141,6 +141,9 @@ mod tests {
         assert!(rec.value.len() < 100_000);
         let v: Value = serde_json::from_str(&rec.value).unwrap();
         assert_eq!(v["original_event_truncated"], true);
-        assert!(v["original_event"].as_str().unwrap().starts_with("{\"blob\""));
+        assert!(v["original_event"]
+            .as_str()
+            .unwrap()
+            .starts_with("{\"blob\""));
     }
 }

@@ -92,7 +92,11 @@ impl Guard {
         fail_open_agents(&self.shared, &self.tx);
         let deadline = started + timeout;
         let (reply, answer) = crossbeam_channel::bounded(1);
-        if self.ctrl.send(Control::Shutdown { deadline, reply }).is_err() {
+        if self
+            .ctrl
+            .send(Control::Shutdown { deadline, reply })
+            .is_err()
+        {
             return Err(PipelineError::AlreadyShutdown);
         }
         match answer.recv_timeout(timeout.saturating_sub(started.elapsed()) + REPLY_MARGIN) {

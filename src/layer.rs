@@ -144,7 +144,8 @@ impl Visit for Collector<'_> {
         if field.name() == "message" {
             self.message = Some(value.to_owned());
         } else {
-            self.fields.push((field.name(), FieldValue::Str(value.to_owned())));
+            self.fields
+                .push((field.name(), FieldValue::Str(value.to_owned())));
         }
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -188,10 +189,18 @@ fn correlation_from(value: &FieldValue) -> Option<Uuid> {
     if text.is_empty() {
         return None;
     }
-    Some(Uuid::parse_str(text).unwrap_or_else(|_| Uuid::new_v5(&Uuid::NAMESPACE_OID, text.as_bytes())))
+    Some(
+        Uuid::parse_str(text)
+            .unwrap_or_else(|_| Uuid::new_v5(&Uuid::NAMESPACE_OID, text.as_bytes())),
+    )
 }
 
-fn build_ctx(own: &Fields, parent: Option<&SpanCtx>, agent: Option<&AgentState>, id: &Id) -> SpanCtx {
+fn build_ctx(
+    own: &Fields,
+    parent: Option<&SpanCtx>,
+    agent: Option<&AgentState>,
+    id: &Id,
+) -> SpanCtx {
     let mut fields = own.clone();
     if let Some(p) = parent {
         for (name, value) in &p.fields {
@@ -331,7 +340,9 @@ impl OmniNodeLayer {
 }
 
 fn ignored_target(target: &str) -> bool {
-    target.starts_with("rdkafka") || target.starts_with("librdkafka") || target.starts_with("tracing_omninode")
+    target.starts_with("rdkafka")
+        || target.starts_with("librdkafka")
+        || target.starts_with("tracing_omninode")
 }
 
 impl<S> tracing_subscriber::Layer<S> for OmniNodeLayer
@@ -542,11 +553,19 @@ impl OmniNodeLayer {
     ) where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let Some(error) = fields.iter().find(|(n, _)| *n == "error").map(|(_, v)| v.to_text())
+        let Some(error) = fields
+            .iter()
+            .find(|(n, _)| *n == "error")
+            .map(|(_, v)| v.to_text())
         else {
             return;
         };
-        let text = |name: &str| fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_text());
+        let text = |name: &str| {
+            fields
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_text())
+        };
         let Some(span) = span else { return };
         for s in span.scope() {
             let mut ext = s.extensions_mut();

@@ -49,7 +49,11 @@ impl PartitionPolicy {
     }
 
     /// As [`PartitionPolicy::key_for`], on the envelope's JSON.
-    pub fn key_from_json(&self, family: Family, envelope: &Value) -> Result<String, ValidationError> {
+    pub fn key_from_json(
+        &self,
+        family: Family,
+        envelope: &Value,
+    ) -> Result<String, ValidationError> {
         let field = self.key_field(family);
         let text = |v: Option<&Value>| match v {
             Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),

@@ -10,8 +10,8 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
 use rdkafka::producer::PurgeConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
 
 use crate::config::Config;
 use crate::spool::SegmentId;
@@ -151,7 +151,9 @@ impl Producer {
     pub fn last_global(&self) -> Option<RDKafkaErrorCode> {
         match self.last_global.load(Ordering::Relaxed) {
             0 => None,
-            n => Some(RDKafkaErrorCode::from(rdkafka::types::RDKafkaRespErr::try_from(n).ok()?)),
+            n => Some(RDKafkaErrorCode::from(
+                rdkafka::types::RDKafkaRespErr::try_from(n).ok()?,
+            )),
         }
     }
 

@@ -93,7 +93,10 @@ impl Shared {
         let mut spool = self.spool.lock().unwrap_or_else(|p| p.into_inner());
         let written = match spool.append_all(records.iter().map(Vec::as_slice)) {
             Ok(n) => n,
-            Err((n, _err @ (SpoolError::Full { .. } | SpoolError::TooLarge { .. } | SpoolError::Io(_)))) => n,
+            Err((
+                n,
+                _err @ (SpoolError::Full { .. } | SpoolError::TooLarge { .. } | SpoolError::Io(_)),
+            )) => n,
         };
         let refused = (records.len() - written) as u64;
         Counters::add(&self.counters.spooled, written as u64);

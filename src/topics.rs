@@ -114,7 +114,13 @@ pub fn create_topics(spec: &TopicSpec) -> Result<TopicsReport, TopicError> {
     let names = catalog_topics(&spec.prefix);
     let new: Vec<NewTopic<'_>> = names
         .iter()
-        .map(|n| NewTopic::new(n, spec.partitions, TopicReplication::Fixed(spec.replication)))
+        .map(|n| {
+            NewTopic::new(
+                n,
+                spec.partitions,
+                TopicReplication::Fixed(spec.replication),
+            )
+        })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(spec.timeout));
     let results = block_on(client.create_topics(new.iter(), &opts)).map_err(|e| TopicError {

@@ -114,7 +114,11 @@ impl Worker {
                 Err(TryRecvError::Empty) => {}
             }
             let busy = self.in_flight > 0 || !self.retries.is_empty() || !self.pending.is_empty();
-            self.take_batch(if busy { Duration::from_millis(1) } else { IDLE_WAIT });
+            self.take_batch(if busy {
+                Duration::from_millis(1)
+            } else {
+                IDLE_WAIT
+            });
             self.service();
             self.maybe_replay();
         }
@@ -151,7 +155,12 @@ impl Worker {
         }
         if self.last_sync.elapsed() >= SYNC_EVERY {
             self.last_sync = Instant::now();
-            let _ = self.shared.spool.lock().unwrap_or_else(|p| p.into_inner()).sync();
+            let _ = self
+                .shared
+                .spool
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .sync();
         }
     }
 
@@ -522,6 +531,11 @@ impl Worker {
         while let Ok(ev) = self.rx.try_recv() {
             self.shared.spool_captured(ev);
         }
-        let _ = self.shared.spool.lock().unwrap_or_else(|p| p.into_inner()).sync();
+        let _ = self
+            .shared
+            .spool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sync();
     }
 }

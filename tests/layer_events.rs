@@ -66,20 +66,40 @@ fn tracing_code_becomes_the_event_stream() {
     let prefix = common::unique_prefix("layer");
     common::provision(&bootstrap, &prefix);
     let spool = common::spool_dir();
-    let (layer, guard) = common::builder(&bootstrap, &prefix, spool.path()).build().unwrap();
+    let (layer, guard) = common::builder(&bootstrap, &prefix, spool.path())
+        .build()
+        .unwrap();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_subscriber::fmt::layer().with_test_writer())
         .with(layer);
     tracing::subscriber::with_default(subscriber, || {
         let _root = tracing::info_span!("http", route = "/plan", tenant_id = "globex").entered();
-        tracing::info!(code = "ORDER_OK", user = "alice", route = "/inner-wins", "plain log line");
+        tracing::info!(
+            code = "ORDER_OK",
+            user = "alice",
+            route = "/inner-wins",
+            "plain log line"
+        );
         tracing::debug!("below the default level: not shipped");
-        tracing_omninode::audit!(action = "user.delete", actor = "alice", resource = "user/42", outcome = "success");
-        tracing_omninode::security!(tenant_id = "initech", event_type = "permission_check", user_id = "u-9",
-            resource = "billing", decision = "deny");
+        tracing_omninode::audit!(
+            action = "user.delete",
+            actor = "alice",
+            resource = "user/42",
+            outcome = "success"
+        );
+        tracing_omninode::security!(
+            tenant_id = "initech",
+            event_type = "permission_check",
+            user_id = "u-9",
+            resource = "billing",
+            decision = "deny"
+        );
         outer_agent();
         let _ = failing_agent();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
         rt.block_on(async {
             assert_eq!(async_agent().await, 7);
             assert!(async_failing().await.is_err());
@@ -88,19 +108,32 @@ fn tracing_code_becomes_the_event_stream() {
     let report = guard.shutdown(Duration::from_secs(20)).unwrap();
     assert_eq!(report.dead_lettered, 0, "{report:?}");
     let want = report.delivered as usize;
-    let got = common::consume(&bootstrap, &common::event_topics(&prefix), want, Duration::from_secs(20));
+    let got = common::consume(
+        &bootstrap,
+        &common::event_topics(&prefix),
+        want,
+        Duration::from_secs(20),
+    );
     assert_eq!(got.len(), want);
 
     // Application logs from plain tracing code.
     let logs = by_type(&got, "omninode.logging.application.v1");
-    let plain = logs.iter().find(|v| v["payload"]["message"] == "plain log line").expect("plain log");
+    let plain = logs
+        .iter()
+        .find(|v| v["payload"]["message"] == "plain log line")
+        .expect("plain log");
     assert_eq!(plain["payload"]["level"], "INFO");
     assert_eq!(plain["payload"]["logger"], "layer_events");
     assert_eq!(plain["payload"]["code"], "ORDER_OK");
     assert_eq!(plain["payload"]["context"]["user"], "alice");
-    assert_eq!(plain["payload"]["context"]["route"], "/inner-wins", "event fields win over span fields");
+    assert_eq!(
+        plain["payload"]["context"]["route"], "/inner-wins",
+        "event fields win over span fields"
+    );
     assert_eq!(plain["tenant_id"], "globex", "tenant from the span");
-    assert!(logs.iter().all(|v| v["payload"]["message"] != "below the default level: not shipped"));
+    assert!(logs
+        .iter()
+        .all(|v| v["payload"]["message"] != "below the default level: not shipped"));
 
     // Audit and security.
     let audit = by_type(&got, "omninode.logging.audit.v1");
@@ -110,12 +143,23 @@ fn tracing_code_becomes_the_event_stream() {
     let sec = by_type(&got, "omninode.logging.security.v1");
     assert_eq!(sec.len(), 1);
     assert_eq!(sec[0]["payload"]["decision"], "deny");
-    assert_eq!(sec[0]["tenant_id"], "initech", "macro tenant wins over the span's");
+    assert_eq!(
+        sec[0]["tenant_id"], "initech",
+        "macro tenant wins over the span's"
+    );
     let key_of: HashMap<String, Option<String>> = got
         .iter()
-        .map(|r| (r.value["event_id"].as_str().unwrap().to_owned(), r.key.clone()))
+        .map(|r| {
+            (
+                r.value["event_id"].as_str().unwrap().to_owned(),
+                r.key.clone(),
+            )
+        })
         .collect();
-    assert_eq!(key_of[sec[0]["event_id"].as_str().unwrap()].as_deref(), Some("initech"));
+    assert_eq!(
+        key_of[sec[0]["event_id"].as_str().unwrap()].as_deref(),
+        Some("initech")
+    );
 
     // Agent lifecycle: exactly one started and one end per execution.
     const STARTED: &str = "omninode.agent.execution.started.v1";
@@ -134,7 +178,10 @@ fn tracing_code_becomes_the_event_stream() {
         assert_eq!(e.len(), 1, "{name}: one end");
         let other = if end == COMPLETED { FAILED } else { COMPLETED };
         assert!(agent(&got, other, name).is_empty(), "{name}");
-        assert_eq!(e[0]["causation_id"], s[0]["event_id"], "{name}: end caused by start");
+        assert_eq!(
+            e[0]["causation_id"], s[0]["event_id"],
+            "{name}: end caused by start"
+        );
         assert_eq!(e[0]["correlation_id"], s[0]["correlation_id"]);
     }
     let outer_start = agent(&got, STARTED, "outer")[0];
@@ -149,7 +196,10 @@ fn tracing_code_becomes_the_event_stream() {
     let inner_start = agent(&got, STARTED, "inner")[0];
     assert_eq!(inner_start["correlation_id"], outer_start["correlation_id"]);
     assert_eq!(inner_start["causation_id"], outer_start["event_id"]);
-    let inner_log = logs.iter().find(|v| v["payload"]["message"] == "inner working").unwrap();
+    let inner_log = logs
+        .iter()
+        .find(|v| v["payload"]["message"] == "inner working")
+        .unwrap();
     assert_eq!(inner_log["causation_id"], inner_start["event_id"]);
     assert_eq!(inner_log["correlation_id"], outer_start["correlation_id"]);
 
@@ -160,7 +210,10 @@ fn tracing_code_becomes_the_event_stream() {
     assert_eq!(afailed["payload"]["error_message"], "async boom");
 
     // Sequence numbers: unique, from 1, no gaps (nothing was dropped).
-    let mut seqs: Vec<u64> = got.iter().map(|r| r.value["sequence"].as_u64().unwrap()).collect();
+    let mut seqs: Vec<u64> = got
+        .iter()
+        .map(|r| r.value["sequence"].as_u64().unwrap())
+        .collect();
     seqs.sort();
     seqs.dedup();
     assert_eq!(seqs.len(), got.len());
@@ -172,7 +225,9 @@ fn events_outside_spans_get_fresh_correlation_ids() {
     let prefix = common::unique_prefix("nospan");
     common::provision(&bootstrap, &prefix);
     let spool = common::spool_dir();
-    let (layer, guard) = common::builder(&bootstrap, &prefix, spool.path()).build().unwrap();
+    let (layer, guard) = common::builder(&bootstrap, &prefix, spool.path())
+        .build()
+        .unwrap();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         tracing::info!("one");
         tracing::info!("two");
@@ -180,10 +235,18 @@ fn events_outside_spans_get_fresh_correlation_ids() {
         tracing::info!("three");
     });
     guard.shutdown(Duration::from_secs(20)).unwrap();
-    let got = common::consume(&bootstrap, &common::event_topics(&prefix), 3, Duration::from_secs(20));
+    let got = common::consume(
+        &bootstrap,
+        &common::event_topics(&prefix),
+        3,
+        Duration::from_secs(20),
+    );
     assert_eq!(got.len(), 3);
     let corr = |m: &str| {
-        got.iter().find(|r| r.value["payload"]["message"] == m).unwrap().value["correlation_id"]
+        got.iter()
+            .find(|r| r.value["payload"]["message"] == m)
+            .unwrap()
+            .value["correlation_id"]
             .as_str()
             .unwrap()
             .to_owned()

@@ -56,34 +56,71 @@ fn every_schema_accepts_valid_and_rejects_broken_envelopes() {
         let validator = jsonschema::draft202012::new(&schema)
             .unwrap_or_else(|e| panic!("{}: schema does not compile: {e}", kind.event_type));
         let good = sample(kind);
-        let errors: Vec<String> = validator.iter_errors(&good).map(|e| e.to_string()).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(&good)
+            .map(|e| e.to_string())
+            .collect();
         assert!(errors.is_empty(), "{}: {errors:?}", kind.event_type);
         assert!(tracing_omninode::validate::validate_envelope(&good).is_ok());
 
         let first_field = kind.fields[0].0;
         type Breaker = Box<dyn Fn(&mut Value)>;
         let breakers: Vec<(&str, Breaker)> = vec![
-            ("missing payload field", Box::new(move |v: &mut Value| {
-                v["payload"].as_object_mut().unwrap().remove(first_field);
-            })),
-            ("wrong payload type", Box::new(move |v: &mut Value| {
-                v["payload"][first_field] = json!({"not": "right"});
-            })),
-            ("bad event_id uuid", Box::new(|v: &mut Value| v["event_id"] = json!("1234"))),
-            ("v4 event_id", Box::new(|v: &mut Value| v["event_id"] = json!(uuid::Uuid::new_v4().to_string()))),
-            ("bad correlation uuid", Box::new(|v: &mut Value| v["correlation_id"] = json!("ABC"))),
-            ("bad timestamp", Box::new(|v: &mut Value| v["timestamp"] = json!("2026-11-28 14:03:07"))),
-            ("millisecond timestamp", Box::new(|v: &mut Value| v["timestamp"] = json!("2026-11-28T14:03:07.123Z"))),
-            ("wrong event_type", Box::new(|v: &mut Value| v["event_type"] = json!("omninode.other.v1"))),
-            ("missing envelope field", Box::new(|v: &mut Value| {
-                v.as_object_mut().unwrap().remove("tenant_id");
-            })),
-            ("sequence zero", Box::new(|v: &mut Value| v["sequence"] = json!(0))),
+            (
+                "missing payload field",
+                Box::new(move |v: &mut Value| {
+                    v["payload"].as_object_mut().unwrap().remove(first_field);
+                }),
+            ),
+            (
+                "wrong payload type",
+                Box::new(move |v: &mut Value| {
+                    v["payload"][first_field] = json!({"not": "right"});
+                }),
+            ),
+            (
+                "bad event_id uuid",
+                Box::new(|v: &mut Value| v["event_id"] = json!("1234")),
+            ),
+            (
+                "v4 event_id",
+                Box::new(|v: &mut Value| v["event_id"] = json!(uuid::Uuid::new_v4().to_string())),
+            ),
+            (
+                "bad correlation uuid",
+                Box::new(|v: &mut Value| v["correlation_id"] = json!("ABC")),
+            ),
+            (
+                "bad timestamp",
+                Box::new(|v: &mut Value| v["timestamp"] = json!("2026-11-28 14:03:07")),
+            ),
+            (
+                "millisecond timestamp",
+                Box::new(|v: &mut Value| v["timestamp"] = json!("2026-11-28T14:03:07.123Z")),
+            ),
+            (
+                "wrong event_type",
+                Box::new(|v: &mut Value| v["event_type"] = json!("omninode.other.v1")),
+            ),
+            (
+                "missing envelope field",
+                Box::new(|v: &mut Value| {
+                    v.as_object_mut().unwrap().remove("tenant_id");
+                }),
+            ),
+            (
+                "sequence zero",
+                Box::new(|v: &mut Value| v["sequence"] = json!(0)),
+            ),
         ];
         for (what, breaker) in breakers {
             let mut bad = good.clone();
             breaker(&mut bad);
-            assert!(!validator.is_valid(&bad), "{}: schema accepted {what}", kind.event_type);
+            assert!(
+                !validator.is_valid(&bad),
+                "{}: schema accepted {what}",
+                kind.event_type
+            );
             assert!(
                 tracing_omninode::validate::validate_envelope(&bad).is_err(),
                 "{}: validate_envelope accepted {what}",
@@ -97,9 +134,16 @@ fn every_schema_accepts_valid_and_rejects_broken_envelopes() {
 fn schema_hash_header_is_sha256_of_the_file() {
     use sha2::{Digest, Sha256};
     for kind in &CATALOG {
-        let path = format!("{}/schemas/{}.json", env!("CARGO_MANIFEST_DIR"), kind.event_type);
+        let path = format!(
+            "{}/schemas/{}.json",
+            env!("CARGO_MANIFEST_DIR"),
+            kind.event_type
+        );
         let bytes = std::fs::read(&path).unwrap();
-        let hex: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         assert_eq!(kind.schema_hash(), format!("sha256:{hex}"));
     }
 }

@@ -25,13 +25,20 @@ pub fn broker() -> String {
         .arg("start")
         .output()
         .expect("scripts/broker start");
-    assert!(out.status.success(), "scripts/broker start failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "scripts/broker start failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 /// A topic prefix unique to one test, so tests sharing a broker never see each other.
 pub fn unique_prefix(name: &str) -> String {
-    format!("t{}-{name}.", &uuid::Uuid::new_v4().simple().to_string()[..8])
+    format!(
+        "t{}-{name}.",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
 }
 
 /// Creates every catalog topic (and `.dlq`) under `prefix`.
@@ -49,7 +56,11 @@ pub fn spool_dir() -> tempfile::TempDir {
 }
 
 /// A builder with test defaults: no environment, short timeouts.
-pub fn builder(bootstrap: &str, prefix: &str, spool: &std::path::Path) -> tracing_omninode::Builder {
+pub fn builder(
+    bootstrap: &str,
+    prefix: &str,
+    spool: &std::path::Path,
+) -> tracing_omninode::Builder {
     tracing_omninode::builder()
         .ignore_env()
         .bootstrap_servers(bootstrap)
@@ -72,7 +83,12 @@ pub struct Consumed {
 }
 
 /// Reads `topics` from the beginning until `want` records arrived or `timeout` passed.
-pub fn consume(bootstrap: &str, topics: &[String], want: usize, timeout: Duration) -> Vec<Consumed> {
+pub fn consume(
+    bootstrap: &str,
+    topics: &[String],
+    want: usize,
+    timeout: Duration,
+) -> Vec<Consumed> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("test-{}", uuid::Uuid::new_v4()))
@@ -102,7 +118,8 @@ pub fn consume(bootstrap: &str, topics: &[String], want: usize, timeout: Duratio
                     topic: m.topic().to_owned(),
                     key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                     headers,
-                    value: serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or(Value::Null),
+                    value: serde_json::from_slice(m.payload().unwrap_or_default())
+                        .unwrap_or(Value::Null),
                 });
             }
             Some(Err(_)) | None => {}
@@ -121,5 +138,8 @@ pub fn event_topics(prefix: &str) -> Vec<String> {
 
 /// Every DLQ topic under `prefix`.
 pub fn dlq_topics(prefix: &str) -> Vec<String> {
-    event_topics(prefix).into_iter().map(|t| format!("{t}.dlq")).collect()
+    event_topics(prefix)
+        .into_iter()
+        .map(|t| format!("{t}.dlq"))
+        .collect()
 }
