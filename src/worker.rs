@@ -113,12 +113,18 @@ impl Worker {
                 }
                 Err(TryRecvError::Empty) => {}
             }
-            let busy = self.in_flight > 0 || !self.retries.is_empty() || !self.pending.is_empty();
-            self.take_batch(if busy {
-                Duration::from_millis(1)
+            if self.pending.is_empty() {
+                let busy = self.in_flight > 0 || !self.retries.is_empty();
+                self.take_batch(if busy {
+                    Duration::from_millis(1)
+                } else {
+                    IDLE_WAIT
+                });
             } else {
-                IDLE_WAIT
-            });
+                // librdkafka's queue is full: leave new events in the bounded queue, whose
+                // overflow policy applies (SPEC §4), instead of buffering them here unbounded.
+                self.producer.poll(Duration::from_millis(1));
+            }
             self.service();
             self.maybe_replay();
         }
@@ -149,7 +155,11 @@ impl Worker {
         self.handle_reports();
         self.resend_pending();
         self.due_retries();
-        self.report_drops();
+        if self.pending.is_empty() {
+            // While librdkafka is full the drop range keeps growing; it is reported once
+            // there is room again (or at flush/shutdown).
+            self.report_drops();
+        }
         if self.rebuild {
             self.rebuild_producer();
         }
