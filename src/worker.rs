@@ -188,7 +188,7 @@ impl Worker {
             Some(why) => {
                 Counters::add(&self.shared.counters.validation_failed, 1);
                 self.dead_letter(
-                    flight,
+                    &flight,
                     ErrorClass::NonRetryableValidation,
                     "SchemaValidation",
                     &why,
@@ -269,7 +269,7 @@ impl Worker {
         flight.first_failed_at.get_or_insert_with(Timestamp::now);
         if flight.is_dlq {
             // The dead-letter topic itself refused the record: keep it on disk.
-            self.spool(flight);
+            self.spool(&flight);
             return;
         }
         match c.class {
@@ -291,7 +291,7 @@ impl Worker {
                         Some(C::AllBrokersDown | C::BrokerTransportFailure | C::Resolve)
                     );
                 if self.shutting_down || cluster_down || flight.attempt >= budget {
-                    self.spool(flight);
+                    self.spool(&flight);
                 } else {
                     let delay = backoff.delay(flight.attempt);
                     flight.attempt += 1;
@@ -306,7 +306,7 @@ impl Worker {
                     Counters::add(&self.shared.counters.pipeline_errors, 1);
                 }
                 let message = format!("{err}");
-                self.dead_letter(flight, c.class, &c.code, &message);
+                self.dead_letter(&flight, c.class, &c.code, &message);
             }
             ErrorClass::NonRetryableIdempotency => {
                 Counters::add(&self.shared.counters.skipped, 1);
@@ -315,7 +315,7 @@ impl Worker {
         }
     }
 
-    fn dead_letter(&mut self, flight: Box<InFlight>, class: ErrorClass, code: &str, why: &str) {
+    fn dead_letter(&mut self, flight: &InFlight, class: ErrorClass, code: &str, why: &str) {
         let config = &self.shared.config;
         let record = dlq::dead_letter(
             &flight.record,
@@ -342,7 +342,7 @@ impl Worker {
         }));
     }
 
-    fn spool(&mut self, flight: Box<InFlight>) {
+    fn spool(&mut self, flight: &InFlight) {
         self.shared.spool_bytes(&[flight.record.to_bytes()]);
         self.resolve(flight.origin);
     }
@@ -525,10 +525,10 @@ impl Worker {
         self.drain_until(deadline.checked_sub(reserve).unwrap_or(now));
         self.shutting_down = true;
         for (_, flight) in std::mem::take(&mut self.retries) {
-            self.spool(flight);
+            self.spool(&flight);
         }
         while let Some(flight) = self.pending.pop_front() {
-            self.spool(flight);
+            self.spool(&flight);
         }
         if self.in_flight > 0 {
             self.producer.purge();

@@ -93,7 +93,12 @@ fn oversize_event_is_dead_lettered_truncated() {
         1,
         "only the small event is on the topic"
     );
-    let got = common::consume(&bootstrap, &[topic.clone()], 1, Duration::from_secs(10));
+    let got = common::consume(
+        &bootstrap,
+        std::slice::from_ref(&topic),
+        1,
+        Duration::from_secs(10),
+    );
     assert_eq!(got[0].value["payload"]["resource"], "report/small");
 
     let dlq = common::consume(

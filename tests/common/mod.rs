@@ -103,8 +103,8 @@ pub fn consume(
     let mut out = Vec::new();
     let deadline = Instant::now() + timeout;
     while out.len() < want && Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            {
                 let mut headers = HashMap::new();
                 if let Some(h) = m.headers() {
                     for hh in h.iter() {
@@ -122,7 +122,6 @@ pub fn consume(
                         .unwrap_or(Value::Null),
                 });
             }
-            Some(Err(_)) | None => {}
         }
     }
     out
