@@ -122,7 +122,9 @@ pub fn create_topics(spec: &TopicSpec) -> Result<TopicsReport, TopicError> {
             )
         })
         .collect();
-    let opts = AdminOptions::new().operation_timeout(Some(spec.timeout));
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(spec.timeout))
+        .request_timeout(Some(spec.timeout));
     let results = block_on(client.create_topics(new.iter(), &opts)).map_err(|e| TopicError {
         topic: "*".into(),
         message: e.to_string(),
