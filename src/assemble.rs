@@ -56,7 +56,10 @@ pub(crate) fn cap(s: &mut String, max: usize) {
 }
 
 /// Builds the envelope of a captured event (not yet sanitized).
-pub(crate) fn envelope(config: &Config, ev: Captured) -> (Envelope, Option<String>) {
+pub(crate) fn envelope(
+    config: &Config,
+    ev: Captured,
+) -> (&'static EventKind, Envelope, Option<String>) {
     let kind = kind_of(&ev.body);
     let span = ev.span.as_deref();
     let explicit_corr = match &ev.body {
@@ -159,15 +162,28 @@ pub(crate) fn envelope(config: &Config, ev: Captured) -> (Envelope, Option<Strin
                 .unwrap_or_else(|| env.event_id.as_u64_pair().1);
             wire::derived_traceparent(env.correlation_id, span_id)
         });
-    (env, Some(traceparent))
+    (kind, env, Some(traceparent))
 }
 
 /// Builds, sanitizes and validates the wire record of a captured event.
 pub(crate) fn assemble(config: &Config, ev: Captured) -> Assembled {
-    let (env, traceparent) = envelope(config, ev);
-    let kind = env.kind().expect("envelopes are built from catalog kinds");
-    let mut value = serde_json::to_value(&env).expect("an envelope always serializes");
-    config.sanitizer.sanitize_json(&mut value);
+    let (kind, mut env, traceparent) = envelope(config, ev);
+    let sanitizer = &config.sanitizer;
+    // Ids, types, schema refs, timestamps and sequence numbers are generated here and
+    // cannot hold secrets; everything that can carry caller text is sanitized.
+    let mut payload = std::mem::take(&mut env.payload);
+    sanitizer.sanitize_json(&mut payload);
+    for text in [
+        &mut env.tenant_id,
+        &mut env.namespace,
+        &mut env.source.service_name,
+        &mut env.source.instance_id,
+    ] {
+        if let std::borrow::Cow::Owned(clean) = sanitizer.sanitize_str(text) {
+            *text = clean;
+        }
+    }
+    let value = to_json(&env, payload);
     let key_field = config.partition.key_field(kind.family);
     let mut invalid = validate_envelope_with_key(&value, Some(key_field))
         .err()
@@ -184,9 +200,6 @@ pub(crate) fn assemble(config: &Config, ev: Captured) -> Assembled {
             String::new()
         }
     };
-    // Headers repeat envelope fields; the only free text among them is the tenant.
-    let mut env = env;
-    env.tenant_id = value["tenant_id"].as_str().unwrap_or_default().to_owned();
     let text = serde_json::to_string(&value).expect("JSON values always serialize");
     let record = wire::to_record(
         &env,
@@ -197,4 +210,62 @@ pub(crate) fn assemble(config: &Config, ev: Captured) -> Assembled {
         traceparent.unwrap_or_default(),
     );
     Assembled { record, invalid }
+}
+
+/// The envelope as JSON, built field by field (the payload is moved, not copied).
+fn to_json(env: &Envelope, payload: Value) -> Value {
+    let mut source = Map::new();
+    source.insert(
+        "service_name".into(),
+        env.source.service_name.clone().into(),
+    );
+    source.insert("instance_id".into(), env.source.instance_id.clone().into());
+    let mut m = Map::new();
+    m.insert("event_id".into(), env.event_id.to_string().into());
+    m.insert("event_type".into(), env.event_type.clone().into());
+    m.insert("schema_ref".into(), env.schema_ref.clone().into());
+    m.insert("timestamp".into(), env.timestamp.to_string().into());
+    m.insert("tenant_id".into(), env.tenant_id.clone().into());
+    m.insert("namespace".into(), env.namespace.clone().into());
+    m.insert("source".into(), Value::Object(source));
+    m.insert(
+        "correlation_id".into(),
+        env.correlation_id.to_string().into(),
+    );
+    m.insert(
+        "causation_id".into(),
+        env.causation_id
+            .map_or(Value::Null, |c| Value::String(c.to_string())),
+    );
+    m.insert("sequence".into(), env.sequence.into());
+    m.insert("payload".into(), payload);
+    Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::Meta;
+    use crate::events::AuditEvent;
+    use crate::timestamp::Timestamp;
+
+    #[test]
+    fn hand_built_json_matches_serde() {
+        let env = Envelope::new(
+            &AuditEvent::default(),
+            Meta {
+                event_id: Uuid::now_v7(),
+                timestamp: Timestamp::now(),
+                tenant_id: "acme".into(),
+                namespace: "prod".into(),
+                source: Source::default(),
+                correlation_id: Uuid::now_v7(),
+                causation_id: Some(Uuid::now_v7()),
+                sequence: 3,
+            },
+        )
+        .unwrap();
+        let by_serde = serde_json::to_value(&env).unwrap();
+        assert_eq!(to_json(&env, env.payload.clone()), by_serde);
+    }
 }

@@ -114,11 +114,7 @@ impl EventKind {
 
     /// `sha256:<hex>` of the exact schema file bytes (the `x-schema-hash` header).
     pub fn schema_hash(&self) -> &'static str {
-        let idx = CATALOG
-            .iter()
-            .position(|k| k.event_type == self.event_type)
-            .expect("EventKind values only come from CATALOG");
-        &SCHEMA_HASHES[idx]
+        &SCHEMA_HASHES[index_of(self.event_type).expect("EventKind values only come from CATALOG")]
     }
 
     /// The schema as text.
@@ -147,9 +143,21 @@ static SCHEMA_HASHES: Lazy<Vec<String>> = Lazy::new(|| {
         .collect()
 });
 
+static INDEX: Lazy<std::collections::HashMap<&'static str, usize>> = Lazy::new(|| {
+    CATALOG
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.event_type, i))
+        .collect()
+});
+
+fn index_of(event_type: &str) -> Option<usize> {
+    INDEX.get(event_type).copied()
+}
+
 /// Looks an event type up in the catalog.
 pub fn lookup(event_type: &str) -> Option<&'static EventKind> {
-    CATALOG.iter().find(|k| k.event_type == event_type)
+    index_of(event_type).map(|i| &CATALOG[i])
 }
 
 pub use table::CATALOG;

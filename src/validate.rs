@@ -170,10 +170,18 @@ pub fn validate_partition_key(payload: &Value, key_field: &str) -> Result<(), Va
     }
 }
 
-fn check_field(path: String, v: &Value, ft: FieldType, out: &mut Vec<ValidationError>) {
+/// Checks one field; the path (`prefix.name`) is only formatted when there is an error.
+fn check_field(prefix: &str, name: &str, v: &Value, ft: FieldType, out: &mut Vec<ValidationError>) {
+    let path = || {
+        if prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{prefix}.{name}")
+        }
+    };
     let wrong = |expected| {
         err(
-            path.clone(),
+            path(),
             Problem::WrongType {
                 expected,
                 found: type_name(v),
@@ -184,7 +192,7 @@ fn check_field(path: String, v: &Value, ft: FieldType, out: &mut Vec<ValidationE
         (FieldType::String, Value::String(_)) => Ok(()),
         (FieldType::String, _) => Err(wrong("a string")),
         (FieldType::NonEmptyString, Value::String(s)) if s.is_empty() => {
-            Err(err(path.clone(), Problem::Empty))
+            Err(err(path(), Problem::Empty))
         }
         (FieldType::NonEmptyString, Value::String(_)) => Ok(()),
         (FieldType::NonEmptyString, _) => Err(wrong("a non-empty string")),
@@ -204,7 +212,7 @@ fn check_field(path: String, v: &Value, ft: FieldType, out: &mut Vec<ValidationE
             for (i, item) in items.iter().enumerate() {
                 if !item.is_string() {
                     out.push(err(
-                        format!("{path}[{i}]"),
+                        format!("{}[{i}]", path()),
                         Problem::WrongType {
                             expected: "a string",
                             found: type_name(item),
@@ -215,13 +223,18 @@ fn check_field(path: String, v: &Value, ft: FieldType, out: &mut Vec<ValidationE
             Ok(())
         }
         (FieldType::StringArray, _) => Err(wrong("an array of strings")),
-        (FieldType::Timestamp, Value::String(s)) => validate_timestamp(&path, s).map(drop),
+        (FieldType::Timestamp, Value::String(s)) => match Timestamp::parse(s) {
+            Some(_) => Ok(()),
+            None => Err(err(path(), Problem::BadTimestamp(s.clone()))),
+        },
         (FieldType::Timestamp, _) => Err(wrong("an RFC 3339 timestamp string")),
-        (FieldType::Uuid, Value::String(s)) => validate_uuid(&path, s).map(drop),
+        (FieldType::Uuid, Value::String(s)) => validate_uuid("", s)
+            .map(drop)
+            .map_err(|e| err(path(), e.problem)),
         (FieldType::Uuid, _) => Err(wrong("a UUID string")),
         (FieldType::OneOf(allowed), Value::String(s)) if allowed.contains(&s.as_str()) => Ok(()),
         (FieldType::OneOf(allowed), Value::String(s)) => Err(err(
-            path.clone(),
+            path(),
             Problem::NotAllowed {
                 found: s.clone(),
                 allowed,
@@ -331,17 +344,12 @@ pub fn validate_envelope_with_key(
         Some(Value::Object(src)) => {
             for f in ["service_name", "instance_id"] {
                 match src.get(f) {
-                    Some(v) => check_field(
-                        format!("source.{f}"),
-                        v,
-                        FieldType::NonEmptyString,
-                        &mut out,
-                    ),
+                    Some(v) => check_field("source", f, v, FieldType::NonEmptyString, &mut out),
                     None => out.push(err(format!("source.{f}"), Problem::Missing)),
                 }
             }
         }
-        Some(v) => check_field("source".into(), v, FieldType::Object, &mut out),
+        Some(v) => check_field("", "source", v, FieldType::Object, &mut out),
         None => out.push(err("source", Problem::Missing)),
     }
     if let Some(s) = string_field("correlation_id", &mut out) {
@@ -356,7 +364,7 @@ pub fn validate_envelope_with_key(
                 out.push(e);
             }
         }
-        Some(v) => check_field("causation_id".into(), v, FieldType::StringOrNull, &mut out),
+        Some(v) => check_field("", "causation_id", v, FieldType::StringOrNull, &mut out),
         None => out.push(err("causation_id", Problem::Missing)),
     }
     match get("sequence") {
@@ -374,7 +382,7 @@ pub fn validate_envelope_with_key(
         (Some(payload @ Value::Object(p)), Some(kind)) => {
             for (name, ft) in kind.fields {
                 match p.get(*name) {
-                    Some(v) => check_field(format!("payload.{name}"), v, *ft, &mut out),
+                    Some(v) => check_field("payload", name, v, *ft, &mut out),
                     None => out.push(err(format!("payload.{name}"), Problem::Missing)),
                 }
             }
@@ -386,7 +394,7 @@ pub fn validate_envelope_with_key(
             }
         }
         (Some(Value::Object(_)), None) => {}
-        (Some(v), _) => check_field("payload".into(), v, FieldType::Object, &mut out),
+        (Some(v), _) => check_field("", "payload", v, FieldType::Object, &mut out),
         (None, _) => out.push(err("payload", Problem::Missing)),
     }
     if out.is_empty() {
