@@ -1,0 +1,41 @@
+//! `try_init()` reads the environment, installs `registry + EnvFilter + layer` globally and
+//! returns the guard; a second call reports that a subscriber is already installed.
+
+mod common;
+
+use std::time::Duration;
+
+#[test]
+fn try_init_installs_a_working_global_pipeline() {
+    let bootstrap = common::broker();
+    let prefix = common::unique_prefix("init");
+    common::provision(&bootstrap, &prefix);
+    let spool = common::spool_dir();
+    // This test binary holds only this test, so setting the process environment is safe.
+    std::env::set_var("OMNINODE_KAFKA_BOOTSTRAP_SERVERS", &bootstrap);
+    std::env::set_var("OMNINODE_TOPIC_PREFIX", &prefix);
+    std::env::set_var("OMNINODE_SERVICE_NAME", "init-svc");
+    std::env::set_var("OMNINODE_TENANT_ID", "env-tenant");
+    std::env::set_var("OMNINODE_SPOOL_DIR", spool.path());
+    std::env::set_var("RUST_LOG", "info");
+    let guard = tracing_omninode::try_init().expect("first init");
+    assert!(matches!(
+        tracing_omninode::try_init(),
+        Err(tracing_omninode::InitError::AlreadyInstalled(_))
+    ));
+    tracing::info!(answer = 42, "configured from the environment");
+    tracing::debug!("filtered out by RUST_LOG=info");
+    let report = guard.shutdown(Duration::from_secs(20)).unwrap();
+    assert_eq!(report.delivered, 1, "{report:?}");
+    let got = common::consume(
+        &bootstrap,
+        &common::event_topics(&prefix),
+        1,
+        Duration::from_secs(20),
+    );
+    assert_eq!(got.len(), 1);
+    let v = &got[0].value;
+    assert_eq!(v["source"]["service_name"], "init-svc");
+    assert_eq!(v["tenant_id"], "env-tenant");
+    assert_eq!(v["payload"]["context"]["answer"], 42);
+}
