@@ -149,12 +149,6 @@ pub enum InitError {
 /// as the global default and returns the guard.
 pub fn try_init() -> Result<Guard, InitError> {
     use tracing_subscriber::prelude::*;
-    if tracing::dispatcher::has_been_set() {
-        // Checked first so that no worker, producer or spool is started for nothing.
-        return Err(InitError::AlreadyInstalled(
-            "tracing::dispatcher::has_been_set() is true".into(),
-        ));
-    }
     let (layer, guard) = builder().build()?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -162,6 +156,7 @@ pub fn try_init() -> Result<Guard, InitError> {
         .with(filter)
         .with(layer)
         .try_init()
+        // The guard built above is dropped here, which stops its idle worker at once.
         .map_err(|e| InitError::AlreadyInstalled(e.to_string()))?;
     Ok(guard)
 }
