@@ -501,6 +501,14 @@ where
             };
             event.record(&mut collector);
             let message = collector.message.take();
+            // Records bridged from the `log` crate (librdkafka's own logs among them) carry
+            // their real target in a `log.target` field.
+            if special == 0 && target == "log" {
+                let bridged = fields.iter().find(|(n, _)| *n == "log.target");
+                if bridged.is_some_and(|(_, t)| ignored_target(&t.to_text())) {
+                    return;
+                }
+            }
             match special {
                 1 => Body::Audit(fields),
                 2 => Body::Security(fields),

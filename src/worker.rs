@@ -160,6 +160,11 @@ impl Worker {
             // there is room again (or at flush/shutdown).
             self.report_drops();
         }
+        // librdkafka makes some errors fatal on its own (an out-of-order sequence at the head
+        // of the queue): rebuild as soon as it says so, not only when a later send fails.
+        if !self.rebuild && self.producer.fatal_error().is_some() {
+            self.rebuild = true;
+        }
         if self.rebuild {
             self.rebuild_producer();
         }

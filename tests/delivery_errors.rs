@@ -302,7 +302,17 @@ fn message_size_too_large_is_dead_lettered_with_the_spec_record() {
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
     );
     let res = resource();
-    audit_with(layer, &[&res]);
+    // A secret in the event: the DLQ carries the sanitized envelope, never the secret.
+    const SECRET: &str = "Zq8vT2mK9pL4xW7r";
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        tracing_omninode::audit!(
+            action = "document.delete",
+            actor = "alice",
+            resource = res.as_str(),
+            outcome = "success",
+            db_password = SECRET
+        );
+    });
 
     let m = wait_for(&guard, Duration::from_secs(10), |m| m.dead_lettered >= 1);
     assert_eq!(m.dead_lettered, 1, "{m:?}");
@@ -332,6 +342,12 @@ fn message_size_too_large_is_dead_lettered_with_the_spec_record() {
         &res,
     );
     validate_envelope(&v["original_event"]).unwrap();
+    let redacted = v["original_event"]["payload"]["db_password"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(redacted.starts_with("[REDACTED"), "{v:#}");
+    assert!(!v.to_string().contains(SECRET), "{v:#}");
+    assert!(got[0].headers.values().all(|h| !h.contains(SECRET)));
 }
 
 /// TOPIC_AUTHORIZATION_FAILED is NON_RETRYABLE_POLICY: straight to the DLQ. (librdkafka

@@ -43,8 +43,8 @@ fn value(r: &WireRecord) -> Value {
 }
 
 /// Emits `audits` audit events and a few logs inside an open agent span, then shuts the
-/// pipeline down with `deadline` while the span is still open. Returns the report, how
-/// long shutdown took, and the spool's records.
+/// pipeline down with `deadline` while the span is still open. Checks the report; returns
+/// how long shutdown took and the spool's records.
 fn run_and_shut_down(
     bootstrap: &str,
     deadline: Duration,

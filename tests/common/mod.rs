@@ -46,6 +46,8 @@ pub fn provision(bootstrap: &str, prefix: &str) {
     let mut spec = TopicSpec::new(bootstrap);
     spec.prefix = prefix.to_owned();
     spec.partitions = 1;
+    // Generous: topic creation on tansu slows down a lot on a busy 2-core machine.
+    spec.timeout = Duration::from_secs(90);
     let report = create_topics(&spec).expect("create topics");
     assert_eq!(report.created.len() + report.existing.len(), 38);
 }
