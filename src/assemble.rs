@@ -9,7 +9,7 @@ use crate::catalog::{self, EventKind};
 use crate::config::{Config, STACK_TRACE_CAP};
 use crate::envelope::{Envelope, Meta, Source};
 use crate::record::{fields_into, Body, Captured, Causation, FieldValue};
-use crate::validate::validate_envelope_with_key;
+use crate::validate::{validate_payload, Problem, ValidationError};
 use crate::wire::{self, WireRecord};
 
 /// The outcome of assembling one event.
@@ -183,24 +183,39 @@ pub(crate) fn assemble(config: &Config, ev: Captured) -> Assembled {
             *text = clean;
         }
     }
-    let value = to_json(&env, payload);
     let key_field = config.partition.key_field(kind.family);
-    let mut invalid = validate_envelope_with_key(&value, Some(key_field))
+    let mut problems = validate_payload(kind, &payload, Some(key_field))
         .err()
-        .map(|errs| {
-            errs.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        });
-    let key = match config.partition.key_from_json(kind.family, &value) {
+        .unwrap_or_default();
+    for (name, text) in [
+        ("tenant_id", &env.tenant_id),
+        ("namespace", &env.namespace),
+        ("source.service_name", &env.source.service_name),
+        ("source.instance_id", &env.source.instance_id),
+    ] {
+        if text.is_empty() {
+            problems.push(ValidationError {
+                path: name.into(),
+                problem: Problem::Empty,
+            });
+        }
+    }
+    let mut invalid = (!problems.is_empty()).then(|| {
+        problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    });
+    env.payload = payload;
+    let key = match config.partition.key_for(&env) {
         Ok(k) => k,
         Err(e) => {
             invalid.get_or_insert_with(|| e.to_string());
             String::new()
         }
     };
-    let text = serde_json::to_string(&value).expect("JSON values always serialize");
+    let text = serde_json::to_string(&env).expect("an envelope always serializes");
     let record = wire::to_record(
         &env,
         kind,
@@ -210,62 +225,4 @@ pub(crate) fn assemble(config: &Config, ev: Captured) -> Assembled {
         traceparent.unwrap_or_default(),
     );
     Assembled { record, invalid }
-}
-
-/// The envelope as JSON, built field by field (the payload is moved, not copied).
-fn to_json(env: &Envelope, payload: Value) -> Value {
-    let mut source = Map::new();
-    source.insert(
-        "service_name".into(),
-        env.source.service_name.clone().into(),
-    );
-    source.insert("instance_id".into(), env.source.instance_id.clone().into());
-    let mut m = Map::new();
-    m.insert("event_id".into(), env.event_id.to_string().into());
-    m.insert("event_type".into(), env.event_type.clone().into());
-    m.insert("schema_ref".into(), env.schema_ref.clone().into());
-    m.insert("timestamp".into(), env.timestamp.to_string().into());
-    m.insert("tenant_id".into(), env.tenant_id.clone().into());
-    m.insert("namespace".into(), env.namespace.clone().into());
-    m.insert("source".into(), Value::Object(source));
-    m.insert(
-        "correlation_id".into(),
-        env.correlation_id.to_string().into(),
-    );
-    m.insert(
-        "causation_id".into(),
-        env.causation_id
-            .map_or(Value::Null, |c| Value::String(c.to_string())),
-    );
-    m.insert("sequence".into(), env.sequence.into());
-    m.insert("payload".into(), payload);
-    Value::Object(m)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::envelope::Meta;
-    use crate::events::AuditEvent;
-    use crate::timestamp::Timestamp;
-
-    #[test]
-    fn hand_built_json_matches_serde() {
-        let env = Envelope::new(
-            &AuditEvent::default(),
-            Meta {
-                event_id: Uuid::now_v7(),
-                timestamp: Timestamp::now(),
-                tenant_id: "acme".into(),
-                namespace: "prod".into(),
-                source: Source::default(),
-                correlation_id: Uuid::now_v7(),
-                causation_id: Some(Uuid::now_v7()),
-                sequence: 3,
-            },
-        )
-        .unwrap();
-        let by_serde = serde_json::to_value(&env).unwrap();
-        assert_eq!(to_json(&env, env.payload.clone()), by_serde);
-    }
 }

@@ -44,8 +44,12 @@ impl PartitionPolicy {
             .kind()
             .map(|k| k.family)
             .unwrap_or(Family::Application);
-        let json = serde_json::to_value(envelope).expect("an envelope always serializes");
-        self.key_from_json(family, &json)
+        self.resolve(family, Some(&envelope.payload), |field| match field {
+            "correlation_id" => Some(envelope.correlation_id.to_string()),
+            "tenant_id" => Some(envelope.tenant_id.clone()),
+            "service_name" => Some(envelope.source.service_name.clone()),
+            _ => None,
+        })
     }
 
     /// As [`PartitionPolicy::key_for`], on the envelope's JSON.
@@ -54,19 +58,30 @@ impl PartitionPolicy {
         family: Family,
         envelope: &Value,
     ) -> Result<String, ValidationError> {
+        self.resolve(family, envelope.get("payload"), |field| {
+            let v = match field {
+                "correlation_id" | "tenant_id" => envelope.get(field),
+                "service_name" => envelope.get("source").and_then(|s| s.get(field)),
+                _ => None,
+            };
+            v.and_then(Value::as_str).map(str::to_owned)
+        })
+    }
+
+    fn resolve(
+        &self,
+        family: Family,
+        payload: Option<&Value>,
+        envelope_field: impl Fn(&str) -> Option<String>,
+    ) -> Result<String, ValidationError> {
         let field = self.key_field(family);
-        let text = |v: Option<&Value>| match v {
+        let from_payload = match payload.and_then(|p| p.get(field)) {
             Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
             Some(Value::Number(n)) => Some(n.to_string()),
             _ => None,
         };
-        let fallback = || match field {
-            "correlation_id" | "tenant_id" => text(envelope.get(field)),
-            "service_name" => text(envelope.get("source").and_then(|s| s.get(field))),
-            _ => None,
-        };
-        text(envelope.get("payload").and_then(|p| p.get(field)))
-            .or_else(fallback)
+        from_payload
+            .or_else(|| envelope_field(field).filter(|s| !s.is_empty()))
             .ok_or_else(|| ValidationError {
                 path: format!("payload.{field}"),
                 problem: Problem::NoPartitionKey(field.to_owned()),

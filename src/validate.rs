@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::catalog::{self, FieldType};
+use crate::catalog::{self, EventKind, FieldType};
 use crate::timestamp::Timestamp;
 
 /// What is wrong with one field.
@@ -379,24 +379,55 @@ pub fn validate_envelope_with_key(
         None => out.push(err("sequence", Problem::Missing)),
     }
     match (get("payload"), kind) {
-        (Some(payload @ Value::Object(p)), Some(kind)) => {
-            for (name, ft) in kind.fields {
-                match p.get(*name) {
-                    Some(v) => check_field("payload", name, v, *ft, &mut out),
-                    None => out.push(err(format!("payload.{name}"), Problem::Missing)),
-                }
-            }
-            let key = key_field.unwrap_or(kind.family.default_key_field());
-            if let Err(e) = validate_partition_key(payload, key) {
-                if !out.iter().any(|o| o.path == e.path) {
-                    out.push(e);
-                }
-            }
+        (Some(payload @ Value::Object(_)), Some(kind)) => {
+            payload_errors(kind, payload, key_field, &mut out)
         }
         (Some(Value::Object(_)), None) => {}
         (Some(v), _) => check_field("", "payload", v, FieldType::Object, &mut out),
         (None, _) => out.push(err("payload", Problem::Missing)),
     }
+    if out.is_empty() {
+        Ok(())
+    } else {
+        Err(out)
+    }
+}
+
+fn payload_errors(
+    kind: &EventKind,
+    payload: &Value,
+    key_field: Option<&str>,
+    out: &mut Vec<ValidationError>,
+) {
+    let Some(p) = payload.as_object() else {
+        check_field("", "payload", payload, FieldType::Object, out);
+        return;
+    };
+    for (name, ft) in kind.fields {
+        match p.get(*name) {
+            Some(v) => check_field("payload", name, v, *ft, out),
+            None => out.push(err(format!("payload.{name}"), Problem::Missing)),
+        }
+    }
+    let key = key_field.unwrap_or(kind.family.default_key_field());
+    if let Err(e) = validate_partition_key(payload, key) {
+        if !out.iter().any(|o| o.path == e.path) {
+            out.push(e);
+        }
+    }
+}
+
+/// Validates a payload against its catalog entry: required fields, their types, and the
+/// partition-key field (`key_field`, else the family default). The pipeline uses this for
+/// envelopes it built itself, whose generated fields (ids, times, sequence) are correct by
+/// construction; [`validate_envelope`] checks everything.
+pub fn validate_payload(
+    kind: &EventKind,
+    payload: &Value,
+    key_field: Option<&str>,
+) -> Result<(), Vec<ValidationError>> {
+    let mut out = Vec::new();
+    payload_errors(kind, payload, key_field, &mut out);
     if out.is_empty() {
         Ok(())
     } else {
