@@ -6,58 +6,13 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::DefaultProducerContext;
+use common::AUDIT;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-use rdkafka::ClientConfig;
 use serde_json::Value;
-use tracing_omninode::spool::{Spool, SpoolLimits};
 use tracing_omninode::validate::validate_envelope;
-use tracing_omninode::wire::WireRecord;
-use tracing_omninode::{Guard, Metrics};
 use tracing_subscriber::prelude::*;
-
-const AUDIT: &str = "omninode.logging.audit.v1";
-
-type Mock = MockCluster<'static, DefaultProducerContext>;
-
-/// A one-broker mock cluster with the audit topic and its DLQ (1 partition each).
-fn mock(prefix: &str) -> Mock {
-    let mock = MockCluster::new(1).expect("mock cluster");
-    mock.create_topic(&format!("{prefix}{AUDIT}"), 1, 1)
-        .unwrap();
-    mock.create_topic(&format!("{prefix}{AUDIT}.dlq"), 1, 1)
-        .unwrap();
-    mock
-}
-
-/// Polls `cond` on the guard's metrics until it holds or `timeout` passes.
-fn wait_for(guard: &Guard, timeout: Duration, cond: impl Fn(&Metrics) -> bool) -> Metrics {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let m = guard.metrics();
-        if cond(&m) || Instant::now() >= deadline {
-            return m;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The number of records ever written to partition 0 of `topic` (its high watermark).
-fn records_on(bootstrap: &str, topic: &str) -> i64 {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("consumer");
-    let (low, high) = consumer
-        .fetch_watermarks(topic, 0, Duration::from_secs(10))
-        .expect("watermarks");
-    assert_eq!(low, 0, "nothing is ever deleted from {topic}");
-    high
-}
 
 /// Emits one audit event whose `resource` is `resource`, through a pipeline's layer.
 fn audit_with(layer: tracing_omninode::OmniNodeLayer, resources: &[&str]) {
@@ -149,7 +104,7 @@ fn check_dlq_record(
 #[test]
 fn transient_error_is_retried_then_delivered_exactly_once() {
     let prefix = common::unique_prefix("transient");
-    let mock = mock(&prefix);
+    let mock = common::mock(&prefix);
     let bootstrap = mock.bootstrap_servers();
     let spool = common::spool_dir();
     let (layer, guard) = common::builder(&bootstrap, &prefix, spool.path())
@@ -162,7 +117,7 @@ fn transient_error_is_retried_then_delivered_exactly_once() {
     let res = resource();
     audit_with(layer, &[&res]);
 
-    let m = wait_for(&guard, Duration::from_secs(10), |m| m.delivered >= 1);
+    let m = common::wait_for(&guard, Duration::from_secs(10), |m| m.delivered >= 1);
     assert_eq!(m.delivered, 1, "{m:?}");
     assert!(
         m.retried >= 1,
@@ -173,12 +128,19 @@ fn transient_error_is_retried_then_delivered_exactly_once() {
     assert_eq!(report.delivered, 1, "{report:?}");
 
     let topic = format!("{prefix}{AUDIT}");
-    assert_eq!(records_on(&bootstrap, &topic), 1, "exactly once on {topic}");
+    assert_eq!(
+        common::records_on(&bootstrap, &topic),
+        1,
+        "exactly once on {topic}"
+    );
     let got = common::consume(&bootstrap, &[topic], 1, Duration::from_secs(10));
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].value["payload"]["resource"], res.as_str());
     validate_envelope(&got[0].value).unwrap();
-    assert_eq!(records_on(&bootstrap, &format!("{prefix}{AUDIT}.dlq")), 0);
+    assert_eq!(
+        common::records_on(&bootstrap, &format!("{prefix}{AUDIT}.dlq")),
+        0
+    );
 }
 
 /// UNKNOWN_SERVER_ERROR reaches the delivery report and is RETRYABLE_DEPENDENCY: it is
@@ -187,7 +149,7 @@ fn transient_error_is_retried_then_delivered_exactly_once() {
 #[test]
 fn dependency_error_exhausts_its_retries_then_spools_and_replays() {
     let prefix = common::unique_prefix("dependency");
-    let mock = mock(&prefix);
+    let mock = common::mock(&prefix);
     let bootstrap = mock.bootstrap_servers();
     let spool = common::spool_dir();
     let (layer, guard) = common::builder(&bootstrap, &prefix, spool.path())
@@ -204,7 +166,7 @@ fn dependency_error_exhausts_its_retries_then_spools_and_replays() {
 
     // Spooled after the budget; the broker answers again (the injected errors are used
     // up), so the spool is replayed at once and the event delivered from there.
-    let m = wait_for(&guard, Duration::from_secs(20), |m| m.replayed >= 1);
+    let m = common::wait_for(&guard, Duration::from_secs(20), |m| m.replayed >= 1);
     assert_eq!(m.retried, 2, "exactly the configured budget: {m:?}");
     assert_eq!(m.spooled, 1, "{m:?}");
     assert_eq!((m.replayed, m.delivered), (1, 1), "{m:?}");
@@ -221,12 +183,21 @@ fn dependency_error_exhausts_its_retries_then_spools_and_replays() {
     );
 
     let topic = format!("{prefix}{AUDIT}");
-    assert_eq!(records_on(&bootstrap, &topic), 1, "exactly once on {topic}");
+    assert_eq!(
+        common::records_on(&bootstrap, &topic),
+        1,
+        "exactly once on {topic}"
+    );
     let got = common::consume(&bootstrap, &[topic], 1, Duration::from_secs(10));
     assert_eq!(got[0].value["payload"]["resource"], res.as_str());
-    assert_eq!(records_on(&bootstrap, &format!("{prefix}{AUDIT}.dlq")), 0);
-    let spool = Spool::open(spool.path(), SpoolLimits::default()).unwrap();
-    assert!(spool.is_empty(), "the replayed segment was removed");
+    assert_eq!(
+        common::records_on(&bootstrap, &format!("{prefix}{AUDIT}.dlq")),
+        0
+    );
+    assert!(
+        common::spool_is_empty(spool.path()),
+        "the replayed segment was removed"
+    );
 }
 
 /// A broker that is down surfaces as MessageTimedOut (RETRYABLE_DEPENDENCY) after
@@ -234,7 +205,7 @@ fn dependency_error_exhausts_its_retries_then_spools_and_replays() {
 #[test]
 fn broker_down_times_out_and_the_guaranteed_event_is_spooled() {
     let prefix = common::unique_prefix("down");
-    let mock = mock(&prefix);
+    let mock = common::mock(&prefix);
     let bootstrap = mock.bootstrap_servers();
     let spool_dir = common::spool_dir();
     let (layer, guard) = common::builder(&bootstrap, &prefix, spool_dir.path())
@@ -245,7 +216,7 @@ fn broker_down_times_out_and_the_guaranteed_event_is_spooled() {
     let res = resource();
     audit_with(layer, &[&res]);
 
-    let m = wait_for(&guard, Duration::from_secs(20), |m| m.spooled >= 1);
+    let m = common::wait_for(&guard, Duration::from_secs(20), |m| m.spooled >= 1);
     assert_eq!(
         m.spooled, 1,
         "spooled after the timeout, before shutdown: {m:?}"
@@ -259,7 +230,7 @@ fn broker_down_times_out_and_the_guaranteed_event_is_spooled() {
     assert!(report.spooled >= 1, "{report:?}");
     assert_eq!(report.delivered, 0, "{report:?}");
 
-    let found = drain_spool(spool_dir.path());
+    let found = common::drain_spool(spool_dir.path());
     let ours: Vec<_> = found
         .iter()
         .filter(|r| r.value.contains(res.as_str()))
@@ -270,28 +241,10 @@ fn broker_down_times_out_and_the_guaranteed_event_is_spooled() {
     validate_envelope(&v).unwrap();
 }
 
-/// Every record in a spool directory, oldest first, read through the public spool API.
-/// Removes the segments it read (use it once the pipeline is shut down).
-fn drain_spool(dir: &std::path::Path) -> Vec<WireRecord> {
-    let mut spool = Spool::open(dir, SpoolLimits::default()).unwrap();
-    let mut out = Vec::new();
-    while let Some(seg) = spool.oldest_sealed() {
-        let read = spool.read_segment(seg).unwrap();
-        assert_eq!(read.corrupt, 0, "{seg}");
-        out.extend(
-            read.records
-                .iter()
-                .map(|b| WireRecord::from_bytes(b).expect("a spooled WireRecord")),
-        );
-        spool.remove_segment(seg).unwrap();
-    }
-    out
-}
-
 #[test]
 fn message_size_too_large_is_dead_lettered_with_the_spec_record() {
     let prefix = common::unique_prefix("toolarge");
-    let mock = mock(&prefix);
+    let mock = common::mock(&prefix);
     let bootstrap = mock.bootstrap_servers();
     let spool = common::spool_dir();
     let (layer, guard) = common::builder(&bootstrap, &prefix, spool.path())
@@ -314,7 +267,7 @@ fn message_size_too_large_is_dead_lettered_with_the_spec_record() {
         );
     });
 
-    let m = wait_for(&guard, Duration::from_secs(10), |m| m.dead_lettered >= 1);
+    let m = common::wait_for(&guard, Duration::from_secs(10), |m| m.dead_lettered >= 1);
     assert_eq!(m.dead_lettered, 1, "{m:?}");
     assert_eq!((m.delivered, m.retried, m.spooled), (0, 0, 0), "{m:?}");
     let report = guard.shutdown(Duration::from_secs(5)).unwrap();
@@ -326,12 +279,12 @@ fn message_size_too_large_is_dead_lettered_with_the_spec_record() {
 
     let topic = format!("{prefix}{AUDIT}");
     assert_eq!(
-        records_on(&bootstrap, &topic),
+        common::records_on(&bootstrap, &topic),
         0,
         "not on the original topic"
     );
     let dlq = format!("{topic}.dlq");
-    assert_eq!(records_on(&bootstrap, &dlq), 1);
+    assert_eq!(common::records_on(&bootstrap, &dlq), 1);
     let got = common::consume(&bootstrap, &[dlq], 1, Duration::from_secs(10));
     assert_eq!(got.len(), 1);
     let v = check_dlq_record(
@@ -355,7 +308,7 @@ fn message_size_too_large_is_dead_lettered_with_the_spec_record() {
 #[test]
 fn topic_authorization_failed_is_dead_lettered_as_policy() {
     let prefix = common::unique_prefix("authz");
-    let mock = mock(&prefix);
+    let mock = common::mock(&prefix);
     let bootstrap = mock.bootstrap_servers();
     let spool = common::spool_dir();
     let (layer, guard) = common::builder(&bootstrap, &prefix, spool.path())
@@ -368,7 +321,7 @@ fn topic_authorization_failed_is_dead_lettered_as_policy() {
     let res = resource();
     audit_with(layer, &[&res]);
 
-    let m = wait_for(&guard, Duration::from_secs(10), |m| m.dead_lettered >= 1);
+    let m = common::wait_for(&guard, Duration::from_secs(10), |m| m.dead_lettered >= 1);
     assert_eq!(m.dead_lettered, 1, "{m:?}");
     assert_eq!((m.delivered, m.retried, m.spooled), (0, 0, 0), "{m:?}");
     assert_eq!(m.pipeline_errors, 0, "policy, not security: {m:?}");
@@ -376,7 +329,7 @@ fn topic_authorization_failed_is_dead_lettered_as_policy() {
     assert_eq!(report.dead_lettered, 1, "{report:?}");
 
     let topic = format!("{prefix}{AUDIT}");
-    assert_eq!(records_on(&bootstrap, &topic), 0);
+    assert_eq!(common::records_on(&bootstrap, &topic), 0);
     let dlq = format!("{topic}.dlq");
     let got = common::consume(&bootstrap, &[dlq], 1, Duration::from_secs(10));
     assert_eq!(got.len(), 1);
@@ -401,7 +354,7 @@ fn topic_authorization_failed_is_dead_lettered_as_policy() {
 #[test]
 fn out_of_order_sequence_is_skipped_and_not_resent() {
     let prefix = common::unique_prefix("oos");
-    let mock = mock(&prefix);
+    let mock = common::mock(&prefix);
     let bootstrap = mock.bootstrap_servers();
     let spool = common::spool_dir();
     let (layer, guard) = common::builder(&bootstrap, &prefix, spool.path())
@@ -415,7 +368,7 @@ fn out_of_order_sequence_is_skipped_and_not_resent() {
 
     // librdkafka also made the producer fatal: it is rebuilt right away, not only when
     // the next send fails.
-    let m = wait_for(&guard, Duration::from_secs(10), |m| {
+    let m = common::wait_for(&guard, Duration::from_secs(10), |m| {
         m.skipped >= 1 && m.producer_rebuilds >= 1
     });
     assert_eq!((m.skipped, m.producer_rebuilds), (1, 1), "{m:?}");
@@ -437,10 +390,9 @@ fn out_of_order_sequence_is_skipped_and_not_resent() {
     assert_eq!(report.skipped, 1, "{report:?}");
     assert_eq!((report.delivered, report.spooled), (0, 0), "{report:?}");
     let topic = format!("{prefix}{AUDIT}");
-    assert_eq!(records_on(&bootstrap, &topic), 0, "never re-sent");
-    assert_eq!(records_on(&bootstrap, &format!("{topic}.dlq")), 0);
-    let spool = Spool::open(spool.path(), SpoolLimits::default()).unwrap();
-    assert!(spool.is_empty(), "not spooled either");
+    assert_eq!(common::records_on(&bootstrap, &topic), 0, "never re-sent");
+    assert_eq!(common::records_on(&bootstrap, &format!("{topic}.dlq")), 0);
+    assert!(common::spool_is_empty(spool.path()), "not spooled either");
 }
 
 /// An out-of-order sequence on the idempotent producer is a fatal error in librdkafka: the
@@ -448,7 +400,7 @@ fn out_of_order_sequence_is_skipped_and_not_resent() {
 #[test]
 fn fatal_producer_is_rebuilt_and_delivery_continues() {
     let prefix = common::unique_prefix("fatal");
-    let mock = mock(&prefix);
+    let mock = common::mock(&prefix);
     let bootstrap = mock.bootstrap_servers();
     let spool = common::spool_dir();
     let (layer, guard) = common::builder(&bootstrap, &prefix, spool.path())
@@ -468,7 +420,7 @@ fn fatal_producer_is_rebuilt_and_delivery_continues() {
             resource = first.as_str(),
             outcome = "success"
         );
-        let m = wait_for(&guard, Duration::from_secs(10), |m| m.skipped >= 1);
+        let m = common::wait_for(&guard, Duration::from_secs(10), |m| m.skipped >= 1);
         assert_eq!(m.skipped, 1, "{m:?}");
         for res in &later {
             tracing_omninode::audit!(
@@ -479,7 +431,7 @@ fn fatal_producer_is_rebuilt_and_delivery_continues() {
             );
         }
     });
-    let m = wait_for(&guard, Duration::from_secs(15), |m| m.delivered >= 5);
+    let m = common::wait_for(&guard, Duration::from_secs(15), |m| m.delivered >= 5);
     assert!(m.producer_rebuilds >= 1, "{m:?}");
     assert_eq!(m.delivered, 5, "{m:?}");
     assert_eq!((m.dead_lettered, m.spooled, m.dropped), (0, 0, 0), "{m:?}");
@@ -487,7 +439,11 @@ fn fatal_producer_is_rebuilt_and_delivery_continues() {
     assert_eq!((report.delivered, report.skipped), (5, 1), "{report:?}");
 
     let topic = format!("{prefix}{AUDIT}");
-    assert_eq!(records_on(&bootstrap, &topic), 5, "each later event once");
+    assert_eq!(
+        common::records_on(&bootstrap, &topic),
+        5,
+        "each later event once"
+    );
     let got = common::consume(&bootstrap, &[topic], 5, Duration::from_secs(10));
     let mut resources: Vec<String> = got
         .iter()

@@ -8,17 +8,13 @@
 mod common;
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::mocking::MockCluster;
+use common::APP;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use tracing_subscriber::prelude::*;
-
-const APP: &str = "omninode.logging.application.v1";
 
 /// Lines the `fmt` layer wrote, and how many of them came from librdkafka through `log`.
 static FMT_LINES: AtomicU64 = AtomicU64::new(0);
@@ -40,26 +36,12 @@ impl Write for CountingWriter {
     }
 }
 
-fn records_on(bootstrap: &str, topic: &str) -> i64 {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("consumer");
-    consumer
-        .fetch_watermarks(topic, 0, Duration::from_secs(10))
-        .expect("watermarks")
-        .1
-}
-
 #[test]
 fn the_library_never_feeds_on_its_own_or_librdkafkas_events() {
     const MAIN_EVENTS: u64 = 1_500;
     const SMALL_STACK_EVENTS: u64 = 500;
     let prefix = common::unique_prefix("feedback");
-    let mock = MockCluster::new(1).unwrap();
-    mock.create_topic(&format!("{prefix}{APP}"), 1, 1).unwrap();
-    mock.create_topic(&format!("{prefix}{APP}.dlq"), 1, 1)
-        .unwrap();
+    let mock = common::mock_cluster(&prefix, &[APP]);
     let bootstrap = mock.bootstrap_servers();
     let spool = common::spool_dir();
     let (layer, guard) = common::builder(&bootstrap, &prefix, spool.path())
@@ -79,9 +61,7 @@ fn the_library_never_feeds_on_its_own_or_librdkafkas_events() {
 
     // librdkafka noise on its own threads: a client with the default context (which logs
     // through `log`, target "librdkafka") that cannot reach its broker.
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
-    let closed_addr = closed.local_addr().unwrap().to_string();
-    drop(closed);
+    let closed_addr = common::closed_port();
     let noisy: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &closed_addr)
         .set("message.timeout.ms", "1000")
@@ -135,9 +115,8 @@ fn the_library_never_feeds_on_its_own_or_librdkafkas_events() {
     assert!(FMT_LINES.load(Ordering::Relaxed) >= want + 300);
 
     let topic = format!("{prefix}{APP}");
-    let n = records_on(&bootstrap, &topic) as usize;
-    let got = common::consume(&bootstrap, &[topic], n, Duration::from_secs(20));
-    assert_eq!(got.len(), n);
+    let got = common::consume_all(&bootstrap, &topic, Duration::from_secs(20));
+    let n = got.len();
     let foreign: Vec<String> = got
         .iter()
         .filter(|r| r.value["payload"]["logger"] != "feedback")

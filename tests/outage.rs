@@ -8,15 +8,9 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::DefaultProducerContext;
-use rdkafka::ClientConfig;
-use tracing_omninode::spool::{Spool, SpoolLimits};
-use tracing_omninode::{Guard, Metrics};
+use common::AUDIT;
 use tracing_subscriber::prelude::*;
 
-const AUDIT: &str = "omninode.logging.audit.v1";
 const N: usize = 200;
 const GUARANTEED_WAIT: Duration = Duration::from_millis(20);
 /// What a caller may take beyond its bounded wait: assembling and spooling the event on its
@@ -27,37 +21,6 @@ const CHILD_BOOTSTRAP: &str = "OUTAGE_CHILD_BOOTSTRAP";
 const CHILD_PREFIX: &str = "OUTAGE_CHILD_PREFIX";
 const CHILD_SPOOL: &str = "OUTAGE_CHILD_SPOOL";
 const CHILD_EXPECT: &str = "OUTAGE_CHILD_EXPECT";
-
-fn mock(prefix: &str) -> MockCluster<'static, DefaultProducerContext> {
-    let mock = MockCluster::new(1).expect("mock cluster");
-    mock.create_topic(&format!("{prefix}{AUDIT}"), 1, 1)
-        .unwrap();
-    mock.create_topic(&format!("{prefix}{AUDIT}.dlq"), 1, 1)
-        .unwrap();
-    mock
-}
-
-fn wait_for(guard: &Guard, timeout: Duration, cond: impl Fn(&Metrics) -> bool) -> Metrics {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let m = guard.metrics();
-        if cond(&m) || Instant::now() >= deadline {
-            return m;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn records_on(bootstrap: &str, topic: &str) -> i64 {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("consumer");
-    consumer
-        .fetch_watermarks(topic, 0, Duration::from_secs(10))
-        .expect("watermarks")
-        .1
-}
 
 /// Emits `n` audit events, each timed; returns their resources and the slowest call.
 fn emit_audits(n: usize, tag: &str) -> (Vec<String>, Duration) {
@@ -83,7 +46,7 @@ fn emit_audits(n: usize, tag: &str) -> (Vec<String>, Duration) {
 fn assert_delivered_exactly_once(bootstrap: &str, prefix: &str, resources: &[String]) {
     let topic = format!("{prefix}{AUDIT}");
     assert_eq!(
-        records_on(bootstrap, &topic),
+        common::records_on(bootstrap, &topic),
         resources.len() as i64,
         "record count on {topic}"
     );
@@ -113,14 +76,10 @@ fn assert_delivered_exactly_once(bootstrap: &str, prefix: &str, resources: &[Str
     }
 }
 
-fn spool_is_empty(dir: &Path) -> bool {
-    Spool::open(dir, SpoolLimits::default()).unwrap().is_empty()
-}
-
 #[test]
 fn outage_spools_without_blocking_callers_and_replays_exactly_once_when_back() {
     let prefix = common::unique_prefix("outage");
-    let mock = mock(&prefix);
+    let mock = common::mock(&prefix);
     let bootstrap = mock.bootstrap_servers();
     let spool = common::spool_dir();
     let (layer, guard) = common::builder(&bootstrap, &prefix, spool.path())
@@ -142,7 +101,7 @@ fn outage_spools_without_blocking_callers_and_replays_exactly_once_when_back() {
 
     // Every event ends in the spool: either straight from the caller (queue full) or after
     // librdkafka gave up on it (MessageTimedOut).
-    let m = wait_for(&guard, Duration::from_secs(30), |m| m.spooled >= N as u64);
+    let m = common::wait_for(&guard, Duration::from_secs(30), |m| m.spooled >= N as u64);
     assert_eq!(m.spooled, N as u64, "{m:?}");
     assert_eq!(
         (m.delivered, m.dropped, m.dead_lettered),
@@ -151,7 +110,7 @@ fn outage_spools_without_blocking_callers_and_replays_exactly_once_when_back() {
     );
 
     mock.broker_up(1).unwrap();
-    let m = wait_for(&guard, Duration::from_secs(30), |m| m.replayed >= N as u64);
+    let m = common::wait_for(&guard, Duration::from_secs(30), |m| m.replayed >= N as u64);
     assert_eq!((m.replayed, m.delivered), (N as u64, N as u64), "{m:?}");
     let report = guard.shutdown(Duration::from_secs(5)).unwrap();
     assert_eq!(report.delivered, N as u64, "{report:?}");
@@ -159,7 +118,7 @@ fn outage_spools_without_blocking_callers_and_replays_exactly_once_when_back() {
 
     assert_delivered_exactly_once(&bootstrap, &prefix, &resources);
     assert!(
-        spool_is_empty(spool.path()),
+        common::spool_is_empty(spool.path()),
         "replayed segments are removed"
     );
 }
@@ -170,7 +129,7 @@ fn outage_spools_without_blocking_callers_and_replays_exactly_once_when_back() {
 #[test]
 fn spool_survives_a_process_restart_and_is_delivered_exactly_once() {
     let prefix = common::unique_prefix("restart");
-    let mock = mock(&prefix);
+    let mock = common::mock(&prefix);
     let bootstrap = mock.bootstrap_servers();
     let spool = common::spool_dir();
 
@@ -197,7 +156,7 @@ fn spool_survives_a_process_restart_and_is_delivered_exactly_once() {
     );
     assert_eq!(report.spooled, N as u64, "{report:?}");
     assert_eq!((report.delivered, report.dropped), (0, 0), "{report:?}");
-    assert!(!spool_is_empty(spool.path()));
+    assert!(!common::spool_is_empty(spool.path()));
 
     mock.broker_up(1).unwrap();
     let out = std::process::Command::new(std::env::current_exe().unwrap())
@@ -227,7 +186,10 @@ fn spool_survives_a_process_restart_and_is_delivered_exactly_once() {
     );
 
     assert_delivered_exactly_once(&bootstrap, &prefix, &resources);
-    assert!(spool_is_empty(spool.path()), "the child emptied the spool");
+    assert!(
+        common::spool_is_empty(spool.path()),
+        "the child emptied the spool"
+    );
 }
 
 /// The second process of the restart test; does nothing unless started by it.
@@ -247,7 +209,7 @@ fn child_replays_the_spool_after_a_restart() {
     let (_layer, guard) = common::builder(&bootstrap, &prefix, Path::new(&spool))
         .build()
         .unwrap();
-    let m = wait_for(&guard, Duration::from_secs(30), |m| m.replayed >= expect);
+    let m = common::wait_for(&guard, Duration::from_secs(30), |m| m.replayed >= expect);
     assert_eq!(m.replayed, expect, "{m:?}");
     let report = guard.shutdown(Duration::from_secs(5)).unwrap();
     assert_eq!(report.delivered, expect, "{report:?}");

@@ -11,62 +11,16 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::DefaultProducerContext;
-use rdkafka::ClientConfig;
+use common::{APP, AUDIT};
 use serde_json::Value;
 use tracing_omninode::spool::{Spool, SpoolLimits};
 use tracing_omninode::wire::WireRecord;
-use tracing_omninode::{Guard, Metrics};
 use tracing_subscriber::prelude::*;
-
-const APP: &str = "omninode.logging.application.v1";
-const AUDIT: &str = "omninode.logging.audit.v1";
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn mock(prefix: &str) -> MockCluster<'static, DefaultProducerContext> {
-    let mock = MockCluster::new(1).expect("mock cluster");
-    for t in [APP, AUDIT] {
-        mock.create_topic(&format!("{prefix}{t}"), 1, 1).unwrap();
-        mock.create_topic(&format!("{prefix}{t}.dlq"), 1, 1)
-            .unwrap();
-    }
-    mock
-}
-
-fn wait_for(guard: &Guard, timeout: Duration, cond: impl Fn(&Metrics) -> bool) -> Metrics {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let m = guard.metrics();
-        if cond(&m) || Instant::now() >= deadline {
-            return m;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn records_on(bootstrap: &str, topic: &str) -> i64 {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("consumer");
-    consumer
-        .fetch_watermarks(topic, 0, Duration::from_secs(10))
-        .expect("watermarks")
-        .1
-}
-
-fn consume_all(bootstrap: &str, topic: &str) -> Vec<common::Consumed> {
-    let n = records_on(bootstrap, topic) as usize;
-    let got = common::consume(bootstrap, &[topic.to_owned()], n, Duration::from_secs(30));
-    assert_eq!(got.len(), n, "read back all of {topic}");
-    got
 }
 
 fn rss_kib() -> u64 {
@@ -93,7 +47,7 @@ fn dropped_logs_are_reported_in_stream_and_guaranteed_events_are_kept() {
     const LOGS: usize = 20_000;
     const AUDIT_EVERY: usize = 200;
     let prefix = common::unique_prefix("overflow");
-    let mock = mock(&prefix);
+    let mock = common::mock_cluster(&prefix, &[APP, AUDIT]);
     let bootstrap = mock.bootstrap_servers();
     let spool = common::spool_dir();
     let (layer, guard) = common::builder(&bootstrap, &prefix, spool.path())
@@ -120,7 +74,7 @@ fn dropped_logs_are_reported_in_stream_and_guaranteed_events_are_kept() {
     let m = guard.metrics();
     assert!(m.dropped > 0, "a 16-slot queue overflows: {m:?}");
     // Guaranteed events that found no room went to the spool; wait for their replay.
-    let m = wait_for(&guard, Duration::from_secs(30), |m| m.replayed >= m.spooled);
+    let m = common::wait_for(&guard, Duration::from_secs(30), |m| m.replayed >= m.spooled);
     assert_eq!(m.replayed, m.spooled, "{m:?}");
     let report = guard.shutdown(Duration::from_secs(20)).unwrap();
     let m_dropped = report.dropped;
@@ -128,7 +82,11 @@ fn dropped_logs_are_reported_in_stream_and_guaranteed_events_are_kept() {
     assert_eq!(report.dead_lettered, 0, "{report:?}");
 
     // Guaranteed events: every one delivered, once.
-    let audit_records = consume_all(&bootstrap, &format!("{prefix}{AUDIT}"));
+    let audit_records = common::consume_all(
+        &bootstrap,
+        &format!("{prefix}{AUDIT}"),
+        Duration::from_secs(30),
+    );
     let got: HashSet<&str> = audit_records
         .iter()
         .map(|r| r.value["payload"]["resource"].as_str().unwrap())
@@ -141,7 +99,11 @@ fn dropped_logs_are_reported_in_stream_and_guaranteed_events_are_kept() {
     assert_eq!(got, audits.iter().map(String::as_str).collect());
 
     // Application logs: what arrived plus what the in-stream reports account for.
-    let app_records = consume_all(&bootstrap, &format!("{prefix}{APP}"));
+    let app_records = common::consume_all(
+        &bootstrap,
+        &format!("{prefix}{APP}"),
+        Duration::from_secs(30),
+    );
     let mut reports = Vec::new();
     let mut logs = 0u64;
     for r in &app_records {
@@ -201,7 +163,7 @@ fn memory_stays_bounded_under_a_flood() {
     const FLOOD: usize = 300_000;
     const BOUND_KIB: u64 = 64 * 1024;
     let prefix = common::unique_prefix("rss");
-    let mock = mock(&prefix);
+    let mock = common::mock_cluster(&prefix, &[APP, AUDIT]);
     let bootstrap = mock.bootstrap_servers();
     let spool = common::spool_dir();
     let (layer, guard) = common::builder(&bootstrap, &prefix, spool.path())
@@ -214,7 +176,7 @@ fn memory_stays_bounded_under_a_flood() {
             for i in 0..2_000 {
                 tracing::info!(i, "warm-up {i}");
             }
-            wait_for(&guard, Duration::from_secs(10), |m| {
+            common::wait_for(&guard, Duration::from_secs(10), |m| {
                 m.delivered + m.dropped >= 2_000
             });
             let before = rss_kib();
@@ -259,7 +221,7 @@ fn worker_stops_taking_events_while_librdkafka_is_full() {
     const KAFKA_BUFFER: u64 = 50;
     const BATCH: usize = 64;
     let prefix = common::unique_prefix("backpressure");
-    let mock = mock(&prefix);
+    let mock = common::mock_cluster(&prefix, &[APP, AUDIT]);
     let bootstrap = mock.bootstrap_servers();
     let spool = common::spool_dir();
     let (layer, guard) = common::builder(&bootstrap, &prefix, spool.path())

@@ -6,58 +6,20 @@ mod common;
 
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::DefaultProducerContext;
-use rdkafka::ClientConfig;
+use common::AUDIT;
 use serde_json::Value;
 use tracing_omninode::spool::{Spool, SpoolLimits, RECORD_OVERHEAD};
 use tracing_omninode::validate::validate_envelope;
 use tracing_omninode::wire::WireRecord;
-use tracing_omninode::{Guard, Metrics};
 use tracing_subscriber::prelude::*;
-
-const AUDIT: &str = "omninode.logging.audit.v1";
-
-fn mock(prefix: &str) -> MockCluster<'static, DefaultProducerContext> {
-    let mock = MockCluster::new(1).expect("mock cluster");
-    mock.create_topic(&format!("{prefix}{AUDIT}"), 1, 1)
-        .unwrap();
-    mock.create_topic(&format!("{prefix}{AUDIT}.dlq"), 1, 1)
-        .unwrap();
-    mock
-}
-
-fn wait_for(guard: &Guard, timeout: Duration, cond: impl Fn(&Metrics) -> bool) -> Metrics {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let m = guard.metrics();
-        if cond(&m) || Instant::now() >= deadline {
-            return m;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The number of records ever written to partition 0 of `topic` (its high watermark).
-fn records_on(bootstrap: &str, topic: &str) -> i64 {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("consumer");
-    consumer
-        .fetch_watermarks(topic, 0, Duration::from_secs(10))
-        .expect("watermarks")
-        .1
-}
 
 #[test]
 fn oversize_event_is_dead_lettered_truncated() {
     const MAX: usize = 20_000;
     let prefix = common::unique_prefix("oversize");
-    let mock = mock(&prefix);
+    let mock = common::mock(&prefix);
     let bootstrap = mock.bootstrap_servers();
     let spool = common::spool_dir();
     let (layer, guard) = common::builder(&bootstrap, &prefix, spool.path())
@@ -89,7 +51,7 @@ fn oversize_event_is_dead_lettered_truncated() {
 
     let topic = format!("{prefix}{AUDIT}");
     assert_eq!(
-        records_on(&bootstrap, &topic),
+        common::records_on(&bootstrap, &topic),
         1,
         "only the small event is on the topic"
     );
@@ -151,9 +113,7 @@ fn segment_files(dir: &Path) -> Vec<PathBuf> {
 /// Valid spool records, made by a pipeline whose broker is unreachable: it spools them at
 /// shutdown. Read back (and removed) through the public spool API.
 fn spooled_records(n: usize) -> Vec<WireRecord> {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = closed.local_addr().unwrap().to_string();
-    drop(closed);
+    let addr = common::closed_port();
     let dir = common::spool_dir();
     let prefix = common::unique_prefix("torn");
     let (layer, guard) = common::builder(&addr, &prefix, dir.path()).build().unwrap();
@@ -169,18 +129,7 @@ fn spooled_records(n: usize) -> Vec<WireRecord> {
     });
     let report = guard.shutdown(Duration::from_secs(1)).unwrap();
     assert_eq!(report.spooled, n as u64, "{report:?}");
-    let mut spool = Spool::open(dir.path(), SpoolLimits::default()).unwrap();
-    let mut out = Vec::new();
-    while let Some(seg) = spool.oldest_sealed() {
-        let read = spool.read_segment(seg).unwrap();
-        assert_eq!(read.corrupt, 0);
-        out.extend(
-            read.records
-                .iter()
-                .map(|b| WireRecord::from_bytes(b).unwrap()),
-        );
-        spool.remove_segment(seg).unwrap();
-    }
+    let out = common::drain_spool(dir.path());
     assert_eq!(out.len(), n);
     out
 }
@@ -210,7 +159,7 @@ fn write_segment(dir: &Path, records: &[WireRecord]) -> (PathBuf, Vec<u64>) {
 #[test]
 fn torn_and_damaged_spool_records_are_skipped_and_the_rest_replayed() {
     let prefix = common::unique_prefix("replay");
-    let mock = mock(&prefix);
+    let mock = common::mock(&prefix);
     let bootstrap = mock.bootstrap_servers();
     let topic = format!("{prefix}{AUDIT}");
 
@@ -245,7 +194,7 @@ fn torn_and_damaged_spool_records_are_skipped_and_the_rest_replayed() {
     let (_layer, guard) = common::builder(&bootstrap, &prefix, dir.path())
         .build()
         .unwrap();
-    let m = wait_for(&guard, Duration::from_secs(20), |m| {
+    let m = common::wait_for(&guard, Duration::from_secs(20), |m| {
         m.replayed >= 8 && m.spool_corrupt >= 2
     });
     assert_eq!((m.replayed, m.delivered), (8, 8), "{m:?}");
@@ -256,14 +205,12 @@ fn torn_and_damaged_spool_records_are_skipped_and_the_rest_replayed() {
     let report = guard.shutdown(Duration::from_secs(5)).unwrap();
     assert_eq!(report.delivered, 8, "{report:?}");
     assert!(
-        Spool::open(dir.path(), SpoolLimits::default())
-            .unwrap()
-            .is_empty(),
+        common::spool_is_empty(dir.path()),
         "replayed segments are removed"
     );
 
     assert_eq!(
-        records_on(&bootstrap, &topic),
+        common::records_on(&bootstrap, &topic),
         8,
         "exactly the intact records"
     );

@@ -5,38 +5,18 @@
 mod common;
 
 use std::net::TcpListener;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rdkafka::mocking::MockCluster;
+use common::{APP, AUDIT};
 use serde_json::Value;
-use tracing_omninode::spool::{Spool, SpoolLimits};
 use tracing_omninode::wire::WireRecord;
 use tracing_subscriber::prelude::*;
 
-const AUDIT: &str = "omninode.logging.audit.v1";
 const STARTED: &str = "omninode.agent.execution.started.v1";
 const COMPLETED: &str = "omninode.agent.execution.completed.v1";
 const FAILED: &str = "omninode.agent.execution.failed.v1";
 /// What `shutdown` may take past its deadline.
 const MARGIN: Duration = Duration::from_secs(1);
-
-/// Every record in a spool directory (read through the public API, segments removed).
-fn drain_spool(dir: &Path) -> Vec<WireRecord> {
-    let mut spool = Spool::open(dir, SpoolLimits::default()).unwrap();
-    let mut out = Vec::new();
-    while let Some(seg) = spool.oldest_sealed() {
-        let read = spool.read_segment(seg).unwrap();
-        assert_eq!(read.corrupt, 0);
-        out.extend(
-            read.records
-                .iter()
-                .map(|b| WireRecord::from_bytes(b).unwrap()),
-        );
-        spool.remove_segment(seg).unwrap();
-    }
-    out
-}
 
 fn value(r: &WireRecord) -> Value {
     serde_json::from_str(&r.value).unwrap()
@@ -78,7 +58,7 @@ fn run_and_shut_down(
     let total = 2 * audits as u64 + 2;
     assert_eq!(report.spooled, total, "{report:?}");
     assert_eq!(report.dropped, 0, "{report:?}");
-    let records = drain_spool(spool.path());
+    let records = common::drain_spool(spool.path());
     assert_eq!(records.len() as u64, total);
     for r in &records {
         assert!(r.topic.starts_with(&prefix), "{}", r.topic);
@@ -104,18 +84,10 @@ fn check_spooled(records: &[WireRecord], audits: usize) {
     assert!(of(COMPLETED).is_empty());
 }
 
-/// A port nobody listens on: connections are refused at once.
-fn closed_port() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    drop(l);
-    addr
-}
-
 #[test]
 fn shutdown_is_bounded_when_the_broker_refuses_connections() {
     let deadline = Duration::from_secs(2);
-    let (took, records) = run_and_shut_down(&closed_port(), deadline, 20);
+    let (took, records) = run_and_shut_down(&common::closed_port(), deadline, 20);
     assert!(took <= deadline + MARGIN, "shutdown took {took:?}");
     check_spooled(&records, 20);
 }
@@ -138,7 +110,7 @@ fn shutdown_is_bounded_when_the_broker_never_answers() {
 fn dropping_the_guard_is_a_bounded_shutdown() {
     let prefix = common::unique_prefix("drop");
     let spool = common::spool_dir();
-    let (layer, guard) = common::builder(&closed_port(), &prefix, spool.path())
+    let (layer, guard) = common::builder(&common::closed_port(), &prefix, spool.path())
         .shutdown_timeout(Duration::from_secs(1))
         .build()
         .unwrap();
@@ -159,7 +131,7 @@ fn dropping_the_guard_is_a_bounded_shutdown() {
         took <= Duration::from_secs(1) + MARGIN,
         "drop took {took:?}"
     );
-    let records = drain_spool(spool.path());
+    let records = common::drain_spool(spool.path());
     let audits = records
         .iter()
         .filter(|r| r.header("x-event-type") == Some(AUDIT))
@@ -172,17 +144,7 @@ fn dropping_the_guard_is_a_bounded_shutdown() {
 #[test]
 fn open_agent_span_ends_with_execution_failed_shutdown() {
     let prefix = common::unique_prefix("agent");
-    let mock = MockCluster::new(1).unwrap();
-    for t in [
-        STARTED,
-        COMPLETED,
-        FAILED,
-        "omninode.logging.application.v1",
-    ] {
-        mock.create_topic(&format!("{prefix}{t}"), 1, 1).unwrap();
-        mock.create_topic(&format!("{prefix}{t}.dlq"), 1, 1)
-            .unwrap();
-    }
+    let mock = common::mock_cluster(&prefix, &[STARTED, COMPLETED, FAILED, APP]);
     let bootstrap = mock.bootstrap_servers();
     let spool = common::spool_dir();
     let (layer, guard) = common::builder(&bootstrap, &prefix, spool.path())

@@ -1,16 +1,31 @@
-//! Shared test helpers: broker address, topic provisioning, a pipeline per test, and a
-//! consumer that reads records back through librdkafka.
+//! Shared test helpers: broker address (real or a librdkafka mock cluster), topic
+//! provisioning, a pipeline per test, waiting on its metrics, a consumer that reads records
+//! back through librdkafka, and reading a spool directory back.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::Value;
+use tracing_omninode::spool::{Spool, SpoolLimits};
 use tracing_omninode::topics::{create_topics, TopicSpec};
+use tracing_omninode::wire::WireRecord;
+use tracing_omninode::{Guard, Metrics};
+
+/// The audit event type (and topic name, without prefix).
+pub const AUDIT: &str = "omninode.logging.audit.v1";
+
+/// The application-log event type (and topic name, without prefix).
+pub const APP: &str = "omninode.logging.application.v1";
+
+/// A librdkafka mock cluster, as the tests use it.
+pub type Mock = MockCluster<'static, DefaultProducerContext>;
 
 /// The broker started by `scripts/test` (`OMNINODE_TEST_BOOTSTRAP`). Under CI a missing
 /// variable is a failure, not a skip; locally the test starts one with `scripts/broker`.
@@ -143,4 +158,89 @@ pub fn dlq_topics(prefix: &str) -> Vec<String> {
         .into_iter()
         .map(|t| format!("{t}.dlq"))
         .collect()
+}
+
+/// A one-broker mock cluster with the audit topic and its DLQ (1 partition each).
+pub fn mock(prefix: &str) -> Mock {
+    mock_cluster(prefix, &[AUDIT])
+}
+
+/// A one-broker mock cluster with the topic of each of `event_types` under `prefix` and
+/// its DLQ (1 partition each).
+pub fn mock_cluster(prefix: &str, event_types: &[&str]) -> Mock {
+    let mock = MockCluster::new(1).expect("mock cluster");
+    for t in event_types {
+        mock.create_topic(&format!("{prefix}{t}"), 1, 1).unwrap();
+        mock.create_topic(&format!("{prefix}{t}.dlq"), 1, 1)
+            .unwrap();
+    }
+    mock
+}
+
+/// A port nobody listens on: connections are refused at once.
+pub fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    drop(l);
+    addr
+}
+
+/// Polls `cond` on the guard's metrics until it holds or `timeout` passes; returns the last
+/// metrics read.
+pub fn wait_for(guard: &Guard, timeout: Duration, cond: impl Fn(&Metrics) -> bool) -> Metrics {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let m = guard.metrics();
+        if cond(&m) || Instant::now() >= deadline {
+            return m;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The number of records ever written to partition 0 of `topic` (its high watermark).
+/// Checks that nothing was ever deleted from it (its low watermark is 0).
+pub fn records_on(bootstrap: &str, topic: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("consumer");
+    let (low, high) = consumer
+        .fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .expect("watermarks");
+    assert_eq!(low, 0, "nothing is ever deleted from {topic}");
+    high
+}
+
+/// Reads every record on partition 0 of `topic` (as many as [`records_on`] counts), within
+/// `timeout`, and checks that all of them arrived.
+pub fn consume_all(bootstrap: &str, topic: &str, timeout: Duration) -> Vec<Consumed> {
+    let n = records_on(bootstrap, topic) as usize;
+    let got = consume(bootstrap, &[topic.to_owned()], n, timeout);
+    assert_eq!(got.len(), n, "read back all of {topic}");
+    got
+}
+
+/// Whether the spool in `dir` holds no records.
+pub fn spool_is_empty(dir: &Path) -> bool {
+    Spool::open(dir, SpoolLimits::default()).unwrap().is_empty()
+}
+
+/// Every record in a spool directory, oldest first, read through the public spool API;
+/// checks that none is corrupt. Removes the segments it read (use it once the pipeline is
+/// shut down).
+pub fn drain_spool(dir: &Path) -> Vec<WireRecord> {
+    let mut spool = Spool::open(dir, SpoolLimits::default()).unwrap();
+    let mut out = Vec::new();
+    while let Some(seg) = spool.oldest_sealed() {
+        let read = spool.read_segment(seg).unwrap();
+        assert_eq!(read.corrupt, 0, "{seg}");
+        out.extend(
+            read.records
+                .iter()
+                .map(|b| WireRecord::from_bytes(b).expect("a spooled WireRecord")),
+        );
+        spool.remove_segment(seg).unwrap();
+    }
+    out
 }
