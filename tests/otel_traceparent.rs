@@ -38,7 +38,7 @@ fn traceparent_header_equals_the_opentelemetry_trace() {
     let got = common::consume(
         &bootstrap,
         &common::event_topics(&prefix),
-        2,
+        3,
         Duration::from_secs(20),
     );
     let log = got
