@@ -256,3 +256,32 @@ fn events_outside_spans_get_fresh_correlation_ids() {
     let expected = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, b"order-42").to_string();
     assert_eq!(corr("three"), expected);
 }
+
+#[test]
+fn the_layer_accepts_a_per_layer_filter() {
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::Layer as _;
+    let bootstrap = common::broker();
+    let prefix = common::unique_prefix("filter");
+    common::provision(&bootstrap, &prefix);
+    let spool = common::spool_dir();
+    let (layer, guard) = common::builder(&bootstrap, &prefix, spool.path())
+        .build()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_test_writer())
+        .with(layer.with_filter(LevelFilter::WARN));
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info!("filtered out for this layer only");
+        tracing::warn!("kept");
+    });
+    let report = guard.shutdown(Duration::from_secs(20)).unwrap();
+    assert_eq!(report.delivered, 1, "{report:?}");
+    let got = common::consume(
+        &bootstrap,
+        &common::event_topics(&prefix),
+        1,
+        Duration::from_secs(20),
+    );
+    assert_eq!(got[0].value["payload"]["message"], "kept");
+}
