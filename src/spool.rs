@@ -191,7 +191,15 @@ impl Spool {
     /// numbered after the highest existing one, so old segments are only ever read.
     pub fn open(dir: impl Into<PathBuf>, limits: SpoolLimits) -> Result<Spool, SpoolError> {
         let dir = dir.into();
-        fs::create_dir_all(&dir)?;
+        if !dir.exists() {
+            // Spooled events are sanitized, but they are still the service's private data:
+            // a directory we create is readable by its owner only.
+            let mut builder = fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(&dir)?;
+        }
 
         let mut segments = BTreeMap::new();
         for entry in fs::read_dir(&dir)? {
@@ -662,6 +670,17 @@ fn process_alive(_pid: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_created_directory_is_private_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("a").join("spool");
+        let _spool = Spool::open(&dir, SpoolLimits::default()).unwrap();
+        let mode = fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
 
     fn limits(max_bytes: u64, segment_bytes: u64) -> SpoolLimits {
         SpoolLimits {
