@@ -1,1 +1,239 @@
-fn main() {}
+//! Throughput of the secret sanitizer (SPEC §6) on JSON log lines, in MB/s of input:
+//!
+//! - (a) `clean`: a batch of typical JSON log lines (~200 bytes each: uuids, paths, HTTP
+//!   statuses, durations, Kafka offsets) with no secret: the common case, where the single
+//!   Aho-Corasick pass (plus the few structural gates) should send most lines back borrowed;
+//! - (b) `mixed`: the same batch where about one line in four carries a secret of a
+//!   different kind (key=value password, bearer JWT, URL password, provider tokens, PEM);
+//! - (c) `json_clean`: `sanitize_json` over the parsed lines of (a), for reference.
+//!
+//! Goals: (a) ≥ 200 MB/s, (b) ≥ 50 MB/s. Each batch is 32 lines, about 6.3 KB.
+//!
+//! Last measured on 2026-11-28, 2 shared cores (AMD EPYC), `cargo bench --bench sanitize --
+//! --warm-up-time 1 --measurement-time 3` (criterion prints MiB/s; MB/s = MiB/s × 1.049):
+//!
+//! | batch        | time per batch | throughput               |
+//! |--------------|----------------|--------------------------|
+//! | (a) clean    | 19.6 µs        | 309 MiB/s = 324 MB/s     |
+//! | (b) mixed    | 76.7 µs        | 78.8 MiB/s = 82.6 MB/s   |
+//! | (c) json     | 14.7 µs        | 411 MiB/s = 431 MB/s     |
+//!
+//! Before the rework (one regex run per gated rule, `AhoCorasick` behind a `dyn`, key rules
+//! capturing their values): (a) 158 MiB/s, (b) 78 MiB/s (with fewer rules), (c) 90 MiB/s.
+//! A line with a secret costs more than a clean one because the passes repeat until the
+//! output is stable (idempotence), usually twice.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use tracing_omninode::Sanitizer;
+
+/// A small deterministic generator, so the batch is the same on every run.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+
+    fn pick(&mut self, alphabet: &[u8], n: usize) -> String {
+        (0..n)
+            .map(|_| alphabet[self.next() as usize % alphabet.len()] as char)
+            .collect()
+    }
+
+    fn hex(&mut self, n: usize) -> String {
+        self.pick(b"0123456789abcdef", n)
+    }
+
+    fn alnum(&mut self, n: usize) -> String {
+        self.pick(
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+            n,
+        )
+    }
+
+    fn uuid(&mut self) -> String {
+        format!(
+            "{}-{}-4{}-8{}-{}",
+            self.hex(8),
+            self.hex(4),
+            self.hex(3),
+            self.hex(3),
+            self.hex(12)
+        )
+    }
+}
+
+fn clean_line(g: &mut Lcg, i: usize) -> String {
+    let ts = format!(
+        "2024-06-11T09:{:02}:{:02}.{:03}Z",
+        i % 60,
+        (i * 7) % 60,
+        i % 1000
+    );
+    match i % 8 {
+        0 => format!(
+            r#"{{"ts":"{ts}","level":"INFO","target":"orders::http","msg":"request completed","request_id":"{}","method":"GET","path":"/api/v1/orders/{}","status":200,"duration_ms":{}.{}}}"#,
+            g.uuid(),
+            g.next() % 100000,
+            g.next() % 500,
+            g.next() % 10
+        ),
+        1 => format!(
+            r#"{{"ts":"{ts}","level":"DEBUG","target":"orders::kafka","msg":"kafka delivered","topic":"orders.events","partition":{},"offset":{},"correlation_id":"{}"}}"#,
+            g.next() % 12,
+            g.next() % 10_000_000,
+            g.uuid()
+        ),
+        2 => format!(
+            r#"{{"ts":"{ts}","level":"WARN","target":"orders::db","msg":"slow query","table":"order_items","rows":{},"elapsed_ms":{},"span_id":"{}","trace_id":"{}"}}"#,
+            g.next() % 5000,
+            g.next() % 9000,
+            g.hex(16),
+            g.hex(32)
+        ),
+        3 => format!(
+            r#"{{"ts":"{ts}","level":"INFO","target":"orders::http","msg":"POST /api/v1/checkout 201","user_id":{},"cart_items":{},"duration_ms":{},"region":"eu-west-1"}}"#,
+            g.next() % 100000,
+            g.next() % 20,
+            g.next() % 800
+        ),
+        4 => format!(
+            r#"{{"ts":"{ts}","level":"ERROR","target":"orders::client","msg":"upstream returned 503 Service Unavailable","url":"https://inventory.internal:8443/v2/stock/{}","attempt":{},"retry_in_ms":{}}}"#,
+            g.next() % 100000,
+            g.next() % 5,
+            g.next() % 2000
+        ),
+        5 => format!(
+            r#"{{"ts":"{ts}","level":"INFO","target":"orders::cache","msg":"cache miss","cache":"sessions","entry":"user:{}:profile","ttl_s":3600,"event_id":"{}"}}"#,
+            g.next() % 100000,
+            g.uuid()
+        ),
+        6 => format!(
+            r#"{{"ts":"{ts}","level":"DEBUG","target":"orders::worker","msg":"task finished","task":"reindex-{}","commit":"{}","took":"{}.{}s"}}"#,
+            g.next() % 1000,
+            g.hex(40),
+            g.next() % 60,
+            g.next() % 10
+        ),
+        _ => format!(
+            r#"{{"ts":"{ts}","level":"INFO","target":"orders::auth","msg":"login succeeded","user":"user{}@shop.test","ip":"10.{}.{}.{}","session_ms":{}}}"#,
+            g.next() % 10000,
+            g.next() % 255,
+            g.next() % 255,
+            g.next() % 255,
+            g.next() % 90000
+        ),
+    }
+}
+
+fn secret_line(g: &mut Lcg, i: usize) -> String {
+    let ts = format!("2024-06-11T10:{:02}:{:02}.000Z", i % 60, (i * 11) % 60);
+    match (i / 4) % 8 {
+        0 => format!(
+            r#"{{"ts":"{ts}","level":"DEBUG","msg":"db config","host":"db-1","db_password":"{}","pool":8}}"#,
+            g.alnum(18)
+        ),
+        1 => format!(
+            r#"{{"ts":"{ts}","level":"DEBUG","msg":"outbound","headers":{{"Authorization":"Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ{}In0.{}"}}}}"#,
+            g.alnum(16),
+            g.alnum(43)
+        ),
+        2 => format!(
+            r#"{{"ts":"{ts}","level":"WARN","msg":"db reconnect","dsn":"postgres://orders:{}@db-1.internal:5432/orders"}}"#,
+            g.alnum(14)
+        ),
+        3 => format!(
+            r#"{{"ts":"{ts}","level":"INFO","msg":"github app","token":"ghs_{}","expires_at":"2024-06-11T11:00:00Z"}}"#,
+            g.alnum(36)
+        ),
+        4 => format!(
+            r#"{{"ts":"{ts}","level":"DEBUG","msg":"env loaded OPENAI_API_KEY=sk-proj-{}T3BlbkFJ{} MODEL=gpt-4o"}}"#,
+            g.alnum(40),
+            g.alnum(40)
+        ),
+        5 => format!(
+            r#"{{"ts":"{ts}","level":"ERROR","msg":"AccessDenied","aws_access_key_id":"AKIA{}","operation":"PutObject"}}"#,
+            g.pick(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
+        ),
+        6 => format!(
+            r#"{{"ts":"{ts}","level":"DEBUG","msg":"tls","key":"-----BEGIN PRIVATE KEY-----\n{}\n{}\n-----END PRIVATE KEY-----"}}"#,
+            g.alnum(64),
+            g.alnum(40)
+        ),
+        _ => format!(
+            r#"{{"ts":"{ts}","level":"INFO","msg":"slack notify","webhook":"https://hooks.slack.com/services/T{}/B{}/{}"}}"#,
+            g.pick(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 8),
+            g.pick(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 8),
+            g.alnum(24)
+        ),
+    }
+}
+
+fn batches() -> (Vec<String>, Vec<String>) {
+    let mut g = Lcg(0x5eed);
+    let clean: Vec<String> = (0..32).map(|i| clean_line(&mut g, i)).collect();
+    let mixed = clean
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            if i % 4 == 3 {
+                secret_line(&mut g, i)
+            } else {
+                l.clone()
+            }
+        })
+        .collect();
+    (clean, mixed)
+}
+
+fn bench(c: &mut Criterion) {
+    let s = Sanitizer::default();
+    let (clean, mixed) = batches();
+    for l in &clean {
+        assert_eq!(s.sanitize_str(l), l.as_str(), "clean line changed: {l}");
+    }
+    for (i, l) in mixed.iter().enumerate() {
+        if i % 4 == 3 {
+            assert_ne!(s.sanitize_str(l), l.as_str(), "secret line kept: {l}");
+        }
+    }
+    let mut group = c.benchmark_group("sanitize");
+    for (name, batch) in [("clean", &clean), ("mixed", &mixed)] {
+        let bytes: usize = batch.iter().map(String::len).sum();
+        group.throughput(Throughput::Bytes(bytes as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                for l in batch {
+                    black_box(s.sanitize_str(black_box(l)));
+                }
+            })
+        });
+    }
+    let values: Vec<serde_json::Value> = clean
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("bench lines are JSON"))
+        .collect();
+    let bytes: usize = clean.iter().map(String::len).sum();
+    group.throughput(Throughput::Bytes(bytes as u64));
+    group.bench_function("json_clean", |b| {
+        b.iter_batched_ref(
+            || values.clone(),
+            |vs| {
+                for v in vs.iter_mut() {
+                    s.sanitize_json(black_box(v));
+                }
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

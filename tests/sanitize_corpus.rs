@@ -1,14 +1,17 @@
 //! The sanitizer over the development corpus (`../shared/corpus/secrets-dev.jsonl.gz`):
-//! the recall and precision floors measured on 2026-11-28 (165/177 secrets redacted,
-//! 162/177 negatives unchanged) must not regress. The targets (every secret,
-//! >= 98 % of negatives) are NOT met yet; the test prints every miss and over-redaction.
+//! every labelled secret but one must be gone from the output, and at least 98 % of the
+//! negative lines must come back byte for byte (measured on 2026-11-28: 176/177 secrets
+//! redacted, 177/177 negatives unchanged). The one secret allowed to remain is
+//! detect-secrets' bare quoted hex string (`String #2: "<32 hex>"`): nothing around it says
+//! "secret", and a rule that redacted it would also redact ETags, trace ids and hashes,
+//! which the corpus rightly labels negative. The test prints every miss and over-redaction.
 
 use std::io::Read;
 
 use tracing_omninode::Sanitizer;
 
 #[test]
-fn corpus_recall_and_precision_do_not_regress() {
+fn corpus_secrets_are_redacted_and_negatives_survive() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../shared/corpus/secrets-dev.jsonl.gz"
@@ -59,11 +62,11 @@ fn corpus_recall_and_precision_do_not_regress() {
     }
     assert!(pos > 0 && neg > 0);
     assert!(
-        caught * 1000 >= pos * 930,
-        "recall regressed: {caught}/{pos} secrets redacted"
+        pos - caught <= 1,
+        "recall: only {caught}/{pos} secrets redacted (one context-free hex string may stay)"
     );
     assert!(
-        kept * 1000 >= neg * 910,
-        "precision regressed: only {kept}/{neg} negatives unchanged"
+        kept * 100 >= neg * 98,
+        "precision: only {kept}/{neg} negatives unchanged (target 98 %)"
     );
 }
