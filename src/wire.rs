@@ -1,6 +1,8 @@
 //! The pure conversion from a (sanitized) envelope to a Kafka record: topic, key, headers
 //! and value exactly as SPEC §2 describes. No I/O here.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::EventKind;
@@ -36,7 +38,7 @@ pub struct WireRecord {
     /// Record key.
     pub key: String,
     /// Headers, in order.
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
     /// The JSON value.
     pub value: String,
 }
@@ -47,7 +49,7 @@ impl WireRecord {
         self.headers
             .iter()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 
     /// Encodes the record for the spool.
@@ -84,19 +86,19 @@ pub fn to_record(
     traceparent: String,
 ) -> WireRecord {
     let mut headers = Vec::with_capacity(9);
-    headers.push((header::EVENT_ID.into(), envelope.event_id.to_string()));
-    headers.push((header::EVENT_TYPE.into(), envelope.event_type.clone()));
+    headers.push((header::EVENT_ID.into(), envelope.event_id.to_string().into()));
+    headers.push((header::EVENT_TYPE.into(), kind.event_type.into()));
     headers.push((
         header::CORRELATION_ID.into(),
-        envelope.correlation_id.to_string(),
+        envelope.correlation_id.to_string().into(),
     ));
     if let Some(c) = envelope.causation_id {
-        headers.push((header::CAUSATION_ID.into(), c.to_string()));
+        headers.push((header::CAUSATION_ID.into(), c.to_string().into()));
     }
-    headers.push((header::TENANT.into(), envelope.tenant_id.clone()));
-    headers.push((header::SCHEMA_HASH.into(), kind.schema_hash().to_owned()));
-    headers.push((header::SEQUENCE.into(), envelope.sequence.to_string()));
-    headers.push((header::TRACEPARENT.into(), traceparent));
+    headers.push((header::TENANT.into(), envelope.tenant_id.clone().into()));
+    headers.push((header::SCHEMA_HASH.into(), kind.schema_hash().into()));
+    headers.push((header::SEQUENCE.into(), envelope.sequence.to_string().into()));
+    headers.push((header::TRACEPARENT.into(), traceparent.into()));
     headers.push((header::CONTENT_TYPE.into(), "application/json".into()));
     WireRecord {
         topic: topic_for(topic_prefix, &envelope.event_type),
