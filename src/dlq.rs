@@ -73,11 +73,11 @@ pub(crate) fn dead_letter(
     });
     let mut headers = original.headers.clone();
     headers.push(("x-dlq-error-class".into(), failure.class.as_str().into()));
+    headers.push(("x-dlq-error-code".into(), failure.code.to_owned().into()));
     headers.push((
-        "x-dlq-error-code".into(),
-        failure.code.to_owned().into(),
+        "x-dlq-retry-count".into(),
+        failure.retry_count.to_string().into(),
     ));
-    headers.push(("x-dlq-retry-count".into(), failure.retry_count.to_string().into()));
     headers.push(("x-dlq-original-topic".into(), original.topic.clone().into()));
     WireRecord {
         topic: format!("{}{DLQ_SUFFIX}", original.topic),

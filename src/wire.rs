@@ -86,7 +86,10 @@ pub fn to_record(
     traceparent: String,
 ) -> WireRecord {
     let mut headers = Vec::with_capacity(9);
-    headers.push((header::EVENT_ID.into(), envelope.event_id.to_string().into()));
+    headers.push((
+        header::EVENT_ID.into(),
+        envelope.event_id.to_string().into(),
+    ));
     headers.push((header::EVENT_TYPE.into(), kind.event_type.into()));
     headers.push((
         header::CORRELATION_ID.into(),
@@ -97,7 +100,10 @@ pub fn to_record(
     }
     headers.push((header::TENANT.into(), envelope.tenant_id.clone().into()));
     headers.push((header::SCHEMA_HASH.into(), kind.schema_hash().into()));
-    headers.push((header::SEQUENCE.into(), envelope.sequence.to_string().into()));
+    headers.push((
+        header::SEQUENCE.into(),
+        envelope.sequence.to_string().into(),
+    ));
     headers.push((header::TRACEPARENT.into(), traceparent.into()));
     headers.push((header::CONTENT_TYPE.into(), "application/json".into()));
     WireRecord {
