@@ -114,7 +114,10 @@ impl Builder {
             config.spool_dir.clone(),
             spool::SpoolLimits {
                 max_bytes: config.spool_max_bytes,
-                ..Default::default()
+                // A segment always holds the largest record the producer accepts.
+                segment_bytes: spool::DEFAULT_SPOOL_SEGMENT_BYTES
+                    .max(2 * config.message_max_bytes as u64 + 4096)
+                    .min(config.spool_max_bytes),
             },
         )
         .map_err(|source| BuildError::Spool {

@@ -145,7 +145,7 @@ pub enum SpoolError {
     /// The record can never fit: its frame is larger than a segment (or than the whole
     /// spool). Nothing was written.
     #[error(
-        "record of {len} bytes is larger than the largest the spool holds ({max} bytes incl. {RECORD_OVERHEAD}-byte header): raise OMNINODE_SPOOL_SEGMENT_BYTES or send the event to the dead-letter topic"
+        "record of {len} bytes is larger than the largest the spool holds ({max} bytes incl. {RECORD_OVERHEAD}-byte header): raise the spool's segment size (SpoolLimits::segment_bytes) or its total bound (OMNINODE_SPOOL_MAX_BYTES)"
     )]
     TooLarge {
         /// Size of the payload that was refused.
