@@ -56,6 +56,12 @@ impl Shared {
         }
     }
 
+    /// The spool, also after a thread panicked while holding it (the spool's own state is
+    /// consistent after every call, so a poisoned lock is safe to take over).
+    pub fn lock_spool(&self) -> std::sync::MutexGuard<'_, Spool> {
+        self.spool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The next per-instance sequence number (from 1).
     pub fn next_sequence(&self) -> u64 {
         self.sequence.fetch_add(1, Ordering::Relaxed) + 1
@@ -90,7 +96,7 @@ impl Shared {
         if records.is_empty() {
             return 0;
         }
-        let mut spool = self.spool.lock().unwrap_or_else(|p| p.into_inner());
+        let mut spool = self.lock_spool();
         let written = match spool.append_all(records.iter().map(Vec::as_slice)) {
             Ok(n) => n,
             Err((

@@ -170,12 +170,7 @@ impl Worker {
         }
         if self.last_sync.elapsed() >= SYNC_EVERY {
             self.last_sync = Instant::now();
-            let _ = self
-                .shared
-                .spool
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .sync();
+            let _ = self.shared.lock_spool().sync();
         }
     }
 
@@ -360,7 +355,7 @@ impl Worker {
                 *left -= 1;
                 if *left == 0 {
                     self.replay.remove(&seg);
-                    let mut spool = self.shared.spool.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut spool = self.shared.lock_spool();
                     let _ = spool.remove_segment(seg);
                 }
             }
@@ -433,13 +428,7 @@ impl Worker {
         if !self.replay.is_empty() || self.shutting_down {
             return;
         }
-        if self
-            .shared
-            .spool
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_empty()
-        {
+        if self.shared.lock_spool().is_empty() {
             return;
         }
         if self.healthy != Some(true) {
@@ -455,7 +444,7 @@ impl Worker {
             self.healthy = Some(true);
         }
         let read = {
-            let mut spool = self.shared.spool.lock().unwrap_or_else(|p| p.into_inner());
+            let mut spool = self.shared.lock_spool();
             let Some(seg) = spool.oldest_sealed() else {
                 return;
             };
@@ -483,7 +472,7 @@ impl Worker {
             })
             .collect();
         if records.is_empty() {
-            let mut spool = self.shared.spool.lock().unwrap_or_else(|p| p.into_inner());
+            let mut spool = self.shared.lock_spool();
             let _ = spool.remove_segment(seg);
             return;
         }
@@ -546,11 +535,6 @@ impl Worker {
         while let Ok(ev) = self.rx.try_recv() {
             self.shared.spool_captured(ev);
         }
-        let _ = self
-            .shared
-            .spool
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .sync();
+        let _ = self.shared.lock_spool().sync();
     }
 }
