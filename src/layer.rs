@@ -233,6 +233,16 @@ fn build_ctx(
     }
 }
 
+/// Without the `opentelemetry` feature there is no OpenTelemetry context to read.
+#[cfg(not(feature = "opentelemetry"))]
+fn otel_traceparent<S>(_span: &tracing_subscriber::registry::SpanRef<'_, S>) -> Option<String>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    None
+}
+
+/// The W3C traceparent of the span's OpenTelemetry context, when it has a valid one.
 #[cfg(feature = "opentelemetry")]
 fn otel_traceparent<S>(span: &tracing_subscriber::registry::SpanRef<'_, S>) -> Option<String>
 where
@@ -427,35 +437,28 @@ where
             return;
         }
         let Some(span) = ctx.span(id) else { return };
+        let first_enter_of_agent = span
+            .extensions()
+            .get::<SpanData>()
+            .and_then(|d| d.agent.as_ref())
+            .is_some_and(|a| a.started.is_none());
+        if !first_enter_of_agent {
+            return;
+        }
+        // Read before taking the extensions mutably: the OpenTelemetry data lives there too.
+        let traceparent = otel_traceparent(&span);
         let mut ext = span.extensions_mut();
         let Some(data) = ext.get_mut::<SpanData>() else {
             return;
         };
-        let Some(agent) = data.agent.as_mut() else {
-            return;
-        };
-        if agent.started.is_some() {
-            return;
+        if traceparent.is_some() {
+            let mut sc = (*data.ctx).clone();
+            sc.otel_traceparent = traceparent;
+            data.ctx = Arc::new(sc);
         }
-        agent.started = Some(Instant::now());
-        #[cfg(feature = "opentelemetry")]
-        {
-            drop(ext);
-            let tp = otel_traceparent(&span);
-            let mut ext = span.extensions_mut();
-            let data = ext.get_mut::<SpanData>().expect("inserted on new span");
-            if tp.is_some() {
-                let mut sc = (*data.ctx).clone();
-                sc.otel_traceparent = tp;
-                data.ctx = Arc::new(sc);
-            }
-            let ctx = data.ctx.clone();
-            let agent = data.agent.as_ref().expect("checked above");
-            self.emit_started(ctx, agent);
-        }
-        #[cfg(not(feature = "opentelemetry"))]
-        {
-            let ctx = data.ctx.clone();
+        let ctx = data.ctx.clone();
+        if let Some(agent) = data.agent.as_mut() {
+            agent.started = Some(Instant::now());
             self.emit_started(ctx, agent);
         }
     }
@@ -476,17 +479,13 @@ where
             return;
         }
         let span = ctx.event_span(event);
-        #[allow(unused_mut)]
         let mut span_ctx = span
             .as_ref()
             .and_then(|s| s.extensions().get::<SpanData>().map(|d| d.ctx.clone()));
-        #[cfg(feature = "opentelemetry")]
-        if let Some(s) = span.as_ref() {
-            if let Some(tp) = otel_traceparent(s) {
-                let mut sc = span_ctx.as_deref().cloned().unwrap_or_default();
-                sc.otel_traceparent = Some(tp);
-                span_ctx = Some(Arc::new(sc));
-            }
+        if let Some(tp) = span.as_ref().and_then(otel_traceparent) {
+            let mut sc = span_ctx.as_deref().cloned().unwrap_or_default();
+            sc.otel_traceparent = Some(tp);
+            span_ctx = Some(Arc::new(sc));
         }
         let body = if special == 3 {
             match PENDING.with(|p| p.borrow_mut().take()) {
