@@ -12,6 +12,12 @@
 /// tracing_omninode::audit!(action = "user.delete", actor = "alice", resource = "user/42",
 ///     outcome = "success", reason = "gdpr request");
 /// ```
+///
+/// Leaving out a required field does not compile:
+///
+/// ```compile_fail
+/// tracing_omninode::audit!(action = "user.delete", actor = "alice", resource = "user/42");
+/// ```
 #[macro_export]
 macro_rules! audit {
     (action = $action:expr, actor = $actor:expr, resource = $resource:expr, outcome = $outcome:expr $(, $($rest:tt)*)?) => {
@@ -55,6 +61,10 @@ macro_rules! __audit_with_tenant {
 /// ```
 /// tracing_omninode::security!(event_type = "permission_check", user_id = "u-7",
 ///     resource = "billing/invoices", decision = "deny");
+/// ```
+///
+/// ```compile_fail
+/// tracing_omninode::security!(event_type = "permission_check", user_id = "u-7");
 /// ```
 #[macro_export]
 macro_rules! security {
