@@ -14,7 +14,7 @@
 //! | case | time per `info!` |
 //! |---|---|
 //! | (a) registry only | 10.0 ns |
-//! | (b) registry + OmniNode layer, broker up | 246 ns |
+//! | (b) registry + OmniNode layer, broker up | 246 ns (313 ns in a later, busier run) |
 //! | (b') registry + OmniNode layer, broker unreachable | 260 ns |
 //! | (c) registry + `fmt().json()` via `non_blocking` | 3.03 µs |
 //!
