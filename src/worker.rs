@@ -47,6 +47,8 @@ const IDLE_WAIT: Duration = Duration::from_millis(5);
 const PROBE_EVERY: Duration = Duration::from_secs(2);
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 const SYNC_EVERY: Duration = Duration::from_secs(1);
+/// Longest wait for the reports of purged records at shutdown (they are produced locally).
+const PURGE_COLLECT: Duration = Duration::from_millis(250);
 
 pub(crate) fn spawn(
     shared: Arc<Shared>,
@@ -498,8 +500,13 @@ impl Worker {
 
     /// Sends everything queued so far and waits for its reports, up to `deadline`.
     fn drain_until(&mut self, deadline: Instant) {
-        while let Ok(ev) = self.rx.try_recv() {
-            self.process(ev);
+        // Take what is queued, but not past the deadline and not while librdkafka's own
+        // queue is full: what stays in our bounded queue is spooled at shutdown.
+        while self.pending.is_empty() && Instant::now() < deadline {
+            match self.rx.try_recv() {
+                Ok(ev) => self.process(ev),
+                Err(_) => break,
+            }
         }
         self.report_drops();
         while Instant::now() < deadline {
@@ -525,13 +532,16 @@ impl Worker {
             self.spool(&flight);
         }
         if self.in_flight > 0 {
+            // Purge reports are local and immediate; collect them even when the deadline
+            // has passed, or the purged records would be lost with the producer.
             self.producer.purge();
-            while self.in_flight > 0 && Instant::now() < deadline {
-                self.producer.poll(Duration::from_millis(5));
+            let cap = Instant::now() + PURGE_COLLECT;
+            while self.in_flight > 0 && Instant::now() < cap {
+                self.producer.poll(Duration::from_millis(1));
                 self.handle_reports();
             }
         }
-        // Events that raced the closing of the queue.
+        // Events still queued (deadline reached) or that raced the closing of the queue.
         while let Ok(ev) = self.rx.try_recv() {
             self.shared.spool_captured(ev);
         }

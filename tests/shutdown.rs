@@ -92,6 +92,17 @@ fn shutdown_is_bounded_when_the_broker_refuses_connections() {
     check_spooled(&records, 20);
 }
 
+/// A deadline that has already passed when the worker gets to it: nothing queued or in
+/// flight may be lost; all of it goes to the spool.
+#[test]
+fn shutdown_with_a_zero_deadline_spools_everything() {
+    for deadline in [Duration::ZERO, Duration::from_millis(1)] {
+        let (took, records) = run_and_shut_down(&common::closed_port(), deadline, 200);
+        assert!(took <= deadline + MARGIN, "shutdown took {took:?}");
+        check_spooled(&records, 200);
+    }
+}
+
 /// Worse than a refused connection: the TCP handshake completes (the kernel's backlog) but
 /// the "broker" never answers a request.
 #[test]
