@@ -47,8 +47,21 @@ pub(crate) fn dead_letter(
             Err(_) => (Value::String(value.clone().into_owned()), false),
         }
     } else {
+        // Carried as a JSON string, the envelope is escaped again (quotes, backslashes):
+        // shrink until the escaped form fits the budget.
         let mut cut = value.into_owned();
         cap(&mut cut, budget);
+        loop {
+            let escaped = serde_json::to_string(&cut).map_or(usize::MAX, |s| s.len());
+            if escaped <= budget || cut.is_empty() {
+                break;
+            }
+            let target = cut
+                .len()
+                .saturating_sub(escaped - budget)
+                .min(cut.len() - 1);
+            cap(&mut cut, target);
+        }
         (Value::String(cut), true)
     };
     let mut message = sanitizer.sanitize_str(failure.message).into_owned();
@@ -129,6 +142,21 @@ mod tests {
         assert_eq!(rec.header("x-dlq-error-code"), Some("MessageSizeTooLarge"));
         assert_eq!(rec.header("x-dlq-retry-count"), Some("0"));
         assert_eq!(rec.header("x-event-id"), Some("e"));
+    }
+
+    #[test]
+    fn escaping_does_not_push_a_truncated_event_past_the_limit() {
+        let big = format!(r#"{{"blob":"{}"}}"#, "\\\"".repeat(100_000));
+        let rec = dead_letter(
+            &original(big),
+            &failure(),
+            &Source::default(),
+            &Sanitizer::default(),
+            100_000,
+        );
+        assert!(rec.value.len() < 100_000, "{}", rec.value.len());
+        let v: Value = serde_json::from_str(&rec.value).unwrap();
+        assert_eq!(v["original_event_truncated"], true);
     }
 
     #[test]

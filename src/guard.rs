@@ -19,8 +19,9 @@ const REPLY_MARGIN: Duration = Duration::from_millis(250);
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PipelineError {
-    /// The deadline passed first. The report holds the totals so far; whatever was not
-    /// delivered by then is spooled by the worker as it finishes.
+    /// The deadline passed first. The report holds the totals so far. The worker goes on
+    /// spooling what was not delivered, but only while the process lives: a program that
+    /// exits right away may lose those events.
     #[error("the deadline passed before the pipeline finished ({0})")]
     Timeout(Report),
     /// The pipeline was already shut down.
@@ -101,7 +102,11 @@ impl Guard {
         }
         match answer.recv_timeout(timeout.saturating_sub(started.elapsed()) + REPLY_MARGIN) {
             Ok(report) => {
-                let _ = handle.join();
+                // The worker still drops its producer (librdkafka's own teardown); wait for
+                // that only if it is already done, never past the deadline.
+                if handle.is_finished() {
+                    let _ = handle.join();
+                }
                 Ok(report)
             }
             // The worker finishes on its own; we do not wait for it past the deadline.

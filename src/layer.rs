@@ -429,6 +429,7 @@ where
         if sc.correlation_id.is_none() {
             sc.correlation_id = data.ctx.correlation_id;
         }
+        sc.otel_traceparent = data.ctx.otel_traceparent.clone();
         data.ctx = Arc::new(sc);
     }
 
@@ -457,7 +458,8 @@ where
             data.ctx = Arc::new(sc);
         }
         let ctx = data.ctx.clone();
-        if let Some(agent) = data.agent.as_mut() {
+        // Checked again under the mutable borrow: another thread may have entered first.
+        if let Some(agent) = data.agent.as_mut().filter(|a| a.started.is_none()) {
             agent.started = Some(Instant::now());
             self.emit_started(ctx, agent);
         }
@@ -619,6 +621,6 @@ pub(crate) fn fail_open_agents(shared: &Shared, tx: &Sender<Captured>) {
                 partial_results: Map::new(),
             })),
         };
-        shared.push(tx, ev);
+        shared.push_or_spool(tx, ev);
     }
 }

@@ -124,8 +124,16 @@ impl Builder {
             dir: config.spool_dir.clone(),
             source,
         })?;
-        let producer =
-            producer::Producer::new(&config).map_err(|e| BuildError::Kafka(e.to_string()))?;
+        let producer = producer::Producer::new(&config).map_err(|e| {
+            // librdkafka's message repeats the property's value; keep it out (it may be a
+            // password).
+            BuildError::Kafka(match e {
+                rdkafka::error::KafkaError::ClientConfig(_, desc, key, _) => {
+                    format!("{desc} (property `{key}`)")
+                }
+                other => other.to_string(),
+            })
+        })?;
         let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
         let (ctrl_tx, ctrl_rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(queue::Shared::new(config, spool));
@@ -155,6 +163,21 @@ pub fn try_init() -> Result<Guard, InitError> {
     let (layer, guard) = builder().build()?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Audit, security and typed events must never be filtered out by a RUST_LOG that
+    // names only the application's own targets.
+    let filter = [
+        layer::AUDIT_TARGET,
+        layer::SECURITY_TARGET,
+        layer::TYPED_TARGET,
+    ]
+    .into_iter()
+    .fold(filter, |f, target| {
+        f.add_directive(
+            format!("{target}=trace")
+                .parse()
+                .expect("a target=level directive parses"),
+        )
+    });
     tracing_subscriber::registry()
         .with(filter)
         .with(layer)

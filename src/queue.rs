@@ -31,7 +31,6 @@ pub(crate) struct OpenAgent {
 }
 
 /// State shared by the layer, the worker and the guard.
-#[derive(Debug)]
 pub(crate) struct Shared {
     pub config: Config,
     pub counters: Counters,
@@ -41,6 +40,17 @@ pub(crate) struct Shared {
     pub open_agents: Mutex<HashMap<Uuid, OpenAgent>>,
     /// Set once shutdown began: new events skip the queue and go to the spool.
     pub closed: AtomicBool,
+}
+
+// Hand-written: open agent spans hold raw (unsanitized) span fields, which must not reach
+// a `Debug` print of the guard.
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {
@@ -116,6 +126,15 @@ impl Shared {
     pub fn spool_captured(&self, ev: Captured) {
         let assembled = assemble(&self.config, ev);
         self.spool_bytes(&[assembled.record.to_bytes()]);
+    }
+
+    /// Hands a guaranteed event over without waiting: into the queue if there is room,
+    /// else straight to the spool (used at shutdown, which must keep its deadline).
+    pub fn push_or_spool(&self, tx: &Sender<Captured>, ev: Captured) {
+        match tx.try_send(ev) {
+            Ok(()) => Counters::add(&self.counters.enqueued, 1),
+            Err(TrySendError::Full(ev) | TrySendError::Disconnected(ev)) => self.spool_captured(ev),
+        }
     }
 
     /// Hands a captured event to the worker under the overflow policy of its class.

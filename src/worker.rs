@@ -3,7 +3,7 @@
 //! counted skip. It also replays the spool and answers flush/shutdown requests.
 
 use std::cell::Cell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -68,6 +68,7 @@ pub(crate) fn spawn(
                 retries: Vec::new(),
                 pending: VecDeque::new(),
                 replay: HashMap::new(),
+                keep: HashSet::new(),
                 healthy: None,
                 last_probe: None,
                 last_sync: Instant::now(),
@@ -88,6 +89,8 @@ struct Worker {
     pending: VecDeque<Box<InFlight>>,
     /// Records of each spool segment being replayed that are not resolved yet.
     replay: HashMap<SegmentId, usize>,
+    /// Replayed segments to keep on disk (a record of theirs could not be re-spooled).
+    keep: HashSet<SegmentId>,
     healthy: Option<bool>,
     last_probe: Option<Instant>,
     last_sync: Instant,
@@ -236,6 +239,9 @@ impl Worker {
         match outcome {
             Ok(()) => {
                 self.healthy = Some(true);
+                // A delivery went through: an earlier global error no longer describes
+                // the cluster and must not colour how later timeouts are classified.
+                self.producer.clear_last_global();
                 let c = &self.shared.counters;
                 if flight.is_dlq {
                     Counters::add(&c.dead_lettered, 1);
@@ -270,8 +276,16 @@ impl Worker {
         }
         flight.first_failed_at.get_or_insert_with(Timestamp::now);
         if flight.is_dlq {
-            // The dead-letter topic itself refused the record: keep it on disk.
-            self.spool(&flight);
+            if c.class.is_retryable() {
+                // The dead-letter topic is unreachable for now: keep the record on disk.
+                self.spool(&flight);
+            } else {
+                // The dead-letter topic refuses the record for good (missing topic, ACL):
+                // replaying it would loop forever. Count it where it shows.
+                Counters::add(&self.shared.counters.pipeline_errors, 1);
+                Counters::add(&self.shared.counters.dropped, 1);
+                self.resolve(flight.origin);
+            }
             return;
         }
         match c.class {
@@ -345,7 +359,19 @@ impl Worker {
     }
 
     fn spool(&mut self, flight: &InFlight) {
-        self.shared.spool_bytes(&[flight.record.to_bytes()]);
+        if let Origin::Replay(seg) = flight.origin {
+            // Back to the spool it came from. If the spool is full (the segment being
+            // replayed still counts), keep that whole segment for a later replay rather
+            // than lose the record; records of it already delivered may then repeat.
+            let bytes = flight.record.to_bytes();
+            if self.shared.lock_spool().append(&bytes).is_ok() {
+                Counters::add(&self.shared.counters.spooled, 1);
+            } else {
+                self.keep.insert(seg);
+            }
+        } else {
+            self.shared.spool_bytes(&[flight.record.to_bytes()]);
+        }
         self.resolve(flight.origin);
     }
 
@@ -357,8 +383,9 @@ impl Worker {
                 *left -= 1;
                 if *left == 0 {
                     self.replay.remove(&seg);
-                    let mut spool = self.shared.lock_spool();
-                    let _ = spool.remove_segment(seg);
+                    if !self.keep.remove(&seg) {
+                        let _ = self.shared.lock_spool().remove_segment(seg);
+                    }
                 }
             }
         }
