@@ -17,24 +17,38 @@ fn try_init_installs_a_working_global_pipeline() {
     std::env::set_var("OMNINODE_SERVICE_NAME", "init-svc");
     std::env::set_var("OMNINODE_TENANT_ID", "env-tenant");
     std::env::set_var("OMNINODE_SPOOL_DIR", spool.path());
-    std::env::set_var("RUST_LOG", "info");
+    // Names only the application's own target: audit events must get through anyway.
+    std::env::set_var("RUST_LOG", "try_init=info");
     let guard = tracing_omninode::try_init().expect("first init");
     assert!(matches!(
         tracing_omninode::try_init(),
         Err(tracing_omninode::InitError::AlreadyInstalled(_))
     ));
     tracing::info!(answer = 42, "configured from the environment");
-    tracing::debug!("filtered out by RUST_LOG=info");
+    tracing::debug!("filtered out by RUST_LOG");
+    tracing_omninode::audit!(
+        action = "init.check",
+        actor = "test",
+        resource = "env",
+        outcome = "success"
+    );
     let report = guard.shutdown(Duration::from_secs(20)).unwrap();
-    assert_eq!(report.delivered, 1, "{report:?}");
+    assert_eq!(report.delivered, 2, "{report:?}");
     let got = common::consume(
         &bootstrap,
         &common::event_topics(&prefix),
-        1,
+        2,
         Duration::from_secs(20),
     );
-    assert_eq!(got.len(), 1);
-    let v = &got[0].value;
+    assert_eq!(got.len(), 2);
+    assert!(got
+        .iter()
+        .any(|r| r.value["event_type"] == "omninode.logging.audit.v1"));
+    let v = &got
+        .iter()
+        .find(|r| r.value["event_type"] == "omninode.logging.application.v1")
+        .expect("the log line")
+        .value;
     assert_eq!(v["source"]["service_name"], "init-svc");
     assert_eq!(v["tenant_id"], "env-tenant");
     assert_eq!(v["payload"]["context"]["answer"], 42);
