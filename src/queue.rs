@@ -12,7 +12,7 @@ use crate::assemble::assemble;
 use crate::config::Config;
 use crate::metrics::Counters;
 use crate::record::{Captured, SpanCtx};
-use crate::spool::{Spool, SpoolError};
+use crate::spool::Spool;
 
 /// Application logs dropped since the last in-stream report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,31 +101,29 @@ impl Shared {
         self.drops.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
-    /// Writes encoded records to the spool, counting what it refused.
-    pub fn spool_bytes(&self, records: &[Vec<u8>]) -> usize {
-        if records.is_empty() {
-            return 0;
+    /// Writes one encoded record to the spool. A refusal (spool full) is counted as a drop
+    /// and, when the record's sequence number is known, reported in-stream like the other
+    /// drops so the gap it leaves is explained.
+    pub fn spool_record(&self, bytes: &[u8], sequence: Option<u64>) -> bool {
+        let written = self.lock_spool().append(bytes).is_ok();
+        if written {
+            Counters::add(&self.counters.spooled, 1);
+        } else {
+            Counters::add(&self.counters.spool_full, 1);
+            match sequence {
+                Some(seq) => self.record_drop(seq),
+                None => Counters::add(&self.counters.dropped, 1),
+            }
         }
-        let mut spool = self.lock_spool();
-        let written = match spool.append_all(records.iter().map(Vec::as_slice)) {
-            Ok(n) => n,
-            Err((
-                n,
-                _err @ (SpoolError::Full { .. } | SpoolError::TooLarge { .. } | SpoolError::Io(_)),
-            )) => n,
-        };
-        let refused = (records.len() - written) as u64;
-        Counters::add(&self.counters.spooled, written as u64);
-        Counters::add(&self.counters.spool_full, refused);
-        Counters::add(&self.counters.dropped, refused);
         written
     }
 
     /// Assembles a captured event here and now and spools it (a guaranteed event that found
     /// no room in the queue, or arrived after shutdown).
     pub fn spool_captured(&self, ev: Captured) {
+        let sequence = ev.sequence;
         let assembled = assemble(&self.config, ev);
-        self.spool_bytes(&[assembled.record.to_bytes()]);
+        self.spool_record(&assembled.record.to_bytes(), Some(sequence));
     }
 
     /// Hands a guaranteed event over without waiting: into the queue if there is room,

@@ -370,7 +370,12 @@ impl Worker {
                 self.keep.insert(seg);
             }
         } else {
-            self.shared.spool_bytes(&[flight.record.to_bytes()]);
+            let sequence = flight
+                .record
+                .header(crate::wire::header::SEQUENCE)
+                .and_then(|s| s.parse().ok());
+            self.shared
+                .spool_record(&flight.record.to_bytes(), sequence);
         }
         self.resolve(flight.origin);
     }
@@ -419,7 +424,7 @@ impl Worker {
                 level: tracing::Level::WARN,
                 target: "tracing_omninode",
                 message: format!(
-                    "{} application events dropped: the queue was full",
+                    "{} events dropped: the queue (application logs) or the spool was full",
                     range.count
                 ),
                 fields: vec![
