@@ -34,16 +34,6 @@ fn kind_of(body: &Body) -> &'static EventKind {
     catalog::lookup(t).expect("built-in event types are in the catalog")
 }
 
-fn level_name(level: tracing::Level) -> &'static str {
-    match level {
-        tracing::Level::TRACE => "TRACE",
-        tracing::Level::DEBUG => "DEBUG",
-        tracing::Level::INFO => "INFO",
-        tracing::Level::WARN => "WARN",
-        tracing::Level::ERROR => "ERROR",
-    }
-}
-
 /// Cuts `s` to at most `max` bytes on a character boundary.
 pub(crate) fn cap(s: &mut String, max: usize) {
     if s.len() > max {
@@ -107,7 +97,7 @@ pub(crate) fn envelope(
             let mut p = Map::new();
             p.insert("service_name".into(), config.service_name.clone().into());
             p.insert("instance_id".into(), config.instance_id.clone().into());
-            p.insert("level".into(), level_name(level).into());
+            p.insert("level".into(), level.as_str().into());
             p.insert("logger".into(), target.into());
             p.insert("message".into(), message.into());
             p.insert("code".into(), code);

@@ -349,6 +349,21 @@ impl OmniNodeLayer {
     }
 }
 
+/// Events from the worker thread (the pipeline itself, librdkafka's callbacks) are never
+/// captured, so nothing the pipeline does can feed back into it.
+fn on_worker_thread() -> bool {
+    IN_WORKER.with(|w| w.get())
+}
+
+/// The context of a span's parent, if it has one this layer knows.
+fn parent_ctx<S>(span: &tracing_subscriber::registry::SpanRef<'_, S>) -> Option<Arc<SpanCtx>>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    span.parent()
+        .and_then(|p| p.extensions().get::<SpanData>().map(|d| d.ctx.clone()))
+}
+
 fn ignored_target(target: &str) -> bool {
     target.starts_with("rdkafka")
         || target.starts_with("librdkafka")
@@ -360,7 +375,7 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if IN_WORKER.with(|w| w.get()) {
+        if on_worker_thread() {
             return;
         }
         let Some(span) = ctx.span(id) else { return };
@@ -369,9 +384,7 @@ where
             fields: &mut own,
             message: None,
         });
-        let parent = span
-            .parent()
-            .and_then(|p| p.extensions().get::<SpanData>().map(|d| d.ctx.clone()));
+        let parent = parent_ctx(&span);
         let is_agent = attrs.metadata().fields().field("agent_name").is_some();
         let agent = is_agent.then(|| {
             let mut a = AgentState {
@@ -403,7 +416,7 @@ where
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        if IN_WORKER.with(|w| w.get()) {
+        if on_worker_thread() {
             return;
         }
         let Some(span) = ctx.span(id) else { return };
@@ -422,9 +435,7 @@ where
         if let Some(agent) = data.agent.as_mut() {
             agent.apply(&fields);
         }
-        let parent = span
-            .parent()
-            .and_then(|p| p.extensions().get::<SpanData>().map(|d| d.ctx.clone()));
+        let parent = parent_ctx(&span);
         let mut sc = build_ctx(&data.own, parent.as_deref(), data.agent.as_ref(), id);
         if sc.correlation_id.is_none() {
             sc.correlation_id = data.ctx.correlation_id;
@@ -434,7 +445,7 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        if IN_WORKER.with(|w| w.get()) {
+        if on_worker_thread() {
             return;
         }
         let Some(span) = ctx.span(id) else { return };
@@ -466,7 +477,7 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        if IN_WORKER.with(|w| w.get()) {
+        if on_worker_thread() {
             return;
         }
         let meta = event.metadata();
@@ -531,7 +542,7 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        if IN_WORKER.with(|w| w.get()) {
+        if on_worker_thread() {
             return;
         }
         let Some(span) = ctx.span(&id) else { return };

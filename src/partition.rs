@@ -44,44 +44,20 @@ impl PartitionPolicy {
             .kind()
             .map(|k| k.family)
             .unwrap_or(Family::Application);
-        self.resolve(family, Some(&envelope.payload), |field| match field {
-            "correlation_id" => Some(envelope.correlation_id.to_string()),
-            "tenant_id" => Some(envelope.tenant_id.clone()),
-            "service_name" => Some(envelope.source.service_name.clone()),
-            _ => None,
-        })
-    }
-
-    /// As [`PartitionPolicy::key_for`], on the envelope's JSON.
-    pub fn key_from_json(
-        &self,
-        family: Family,
-        envelope: &Value,
-    ) -> Result<String, ValidationError> {
-        self.resolve(family, envelope.get("payload"), |field| {
-            let v = match field {
-                "correlation_id" | "tenant_id" => envelope.get(field),
-                "service_name" => envelope.get("source").and_then(|s| s.get(field)),
-                _ => None,
-            };
-            v.and_then(Value::as_str).map(str::to_owned)
-        })
-    }
-
-    fn resolve(
-        &self,
-        family: Family,
-        payload: Option<&Value>,
-        envelope_field: impl Fn(&str) -> Option<String>,
-    ) -> Result<String, ValidationError> {
         let field = self.key_field(family);
-        let from_payload = match payload.and_then(|p| p.get(field)) {
+        let from_payload = match envelope.payload.get(field) {
             Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
             Some(Value::Number(n)) => Some(n.to_string()),
             _ => None,
         };
+        let from_envelope = || match field {
+            "correlation_id" => Some(envelope.correlation_id.to_string()),
+            "tenant_id" => Some(envelope.tenant_id.clone()),
+            "service_name" => Some(envelope.source.service_name.clone()),
+            _ => None,
+        };
         from_payload
-            .or_else(|| envelope_field(field).filter(|s| !s.is_empty()))
+            .or_else(|| from_envelope().filter(|s| !s.is_empty()))
             .ok_or_else(|| ValidationError {
                 path: format!("payload.{field}"),
                 problem: Problem::NoPartitionKey(field.to_owned()),
