@@ -13,7 +13,13 @@
 //!   tokens, chat tokens and webhooks, payment keys, JWTs and PEM private keys (also
 //!   JSON-escaped). A detector owns its prefix: a value under a secret key that starts with a
 //!   known prefix (`xoxb-`, `ghp_`, `sk-ant-`, ...) but does not have the format is a
-//!   near-miss and is kept.
+//!   near-miss and is kept;
+//! - **high-entropy strings** (detect-secrets' rule): a quoted string (or a JSON string
+//!   value) of the hex or base64 alphabet, at least 20 long, with letters and digits and
+//!   more than 3.0 (hex) or 4.5 (base64) bits of entropy per character, unless its label
+//!   names an identifier, a hash or a version (`trace_id`, `sha`, `ETag`, `commit`,
+//!   `integrity`, `SRCREV`, ...), says it is public, or names a secret (the key rules
+//!   decide then). Unquoted hex in prose (`commit 3f78…`) is left alone.
 //!
 //! What is never redacted: placeholders (`xxxx`, `****`, `<...>`, `[...]`, `$VAR`, `${VAR}`,
 //! `$(cmd)`, `{{ x }}`, `%VAR%`, empty values, `required`, `changeme`), documentation
@@ -22,8 +28,8 @@
 //! describe a secret (`token_url`, `secret_length`, `api_key_id`, `public_key`), one short
 //! word after an unquoted key (`token: expired`), and values already redacted.
 //!
-//! One Aho-Corasick pass over the literal keywords of every rule (plus two byte-level
-//! structural scans for the detectors without a literal, and a local check that a key is
+//! One Aho-Corasick pass over the literal keywords of every rule (plus three byte-level
+//! structural scans for the rules without a literal, and a local check that a key is
 //! followed by a separator) decides which regexes run: text with no candidate comes back
 //! borrowed, unchanged, after that pass. Matches become `[REDACTED:<kind>]`; the rest of
 //! the text is left byte for byte. Passes repeat until the output is stable, so sanitizing
@@ -156,6 +162,9 @@ enum Check {
     KeyValue,
     /// A secret word followed by a quoted value (`password 'x'`, `shared value 'x'`).
     ContextWord,
+    /// A quoted run of the hex or base64 alphabet with high entropy (detect-secrets'
+    /// high-entropy strings), unless its label names an identifier or a hash.
+    HighEntropy,
     /// A user pattern: only the marker, placeholder and allowlist checks.
     Extra,
 }
@@ -230,6 +239,7 @@ fn builtin_rules() -> Vec<RuleDef> {
         ("connection_string_password", r#"(?i)(?:^|[;?&\s"',])(?:password|pwd|passwd)[ \t]*=[ \t]*(?P<secret>[^;&"'\s,]+)"#.into(), Keywords(&["password", "pwd", "passwd"]), Password),
         ("jaas_password", r#"(?i)password[ \t]*=[ \t]*\\?["'](?P<secret>[^"'\\]+)\\?["']"#.into(), Keywords(&["password"]), Password),
         ("secret_context", r#"(?i)\b(?P<ctx>pass(?:word|wd|phrase)?|pwd|shared[ _\-]?(?:value|secret|key)|hmac(?:[ _\-]?(?:key|secret))?|signing[ _\-]?(?:key|secret))[ \t]+(?:(?:is|was|to|of)[ \t]+)?(?:'(?P<vq3>[^'\s]{6,200})'|"(?P<vq2>[^"\s]{6,200})"|`(?P<vq1>[^`\s]{6,200})`|(?P<vu>[^\s"'`,;]{16,200}))"#.into(), Keywords(&["pass", "pwd", "shared", "hmac", "signing"]), ContextWord),
+        ("high_entropy_string", r#"(?:\\"|"|')(?P<secret>[A-Za-z0-9+/=_\-]{20,})(?:\\"|"|')"#.into(), Scan(quoted_random_scan), HighEntropy),
     ];
     let keyed: Vec<RuleDef> = vec![
         (
@@ -682,6 +692,246 @@ fn looks_random(v: &str) -> bool {
         && b.iter().any(u8::is_ascii_digit)
         && b.iter().any(u8::is_ascii_alphabetic)
         && entropy(b) >= 3.5
+}
+
+/// Shortest quoted string the high-entropy rule looks at (shorter hex is span ids, short
+/// hashes and colours).
+const MIN_RANDOM_LEN: usize = 20;
+
+const fn is_base64_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-')
+}
+
+/// Key material in a string of its own (detect-secrets' high-entropy strings, with its
+/// thresholds): hex above 3.0 bits per character, or the base64 / url-safe alphabet above
+/// 4.5, at least [`MIN_RANDOM_LEN`] long, with letters and digits. Runs of the alphabet
+/// (`ABCDEFGHIJ...`) and subresource-integrity hashes (`sha512-...`) are not secrets.
+fn is_high_entropy(v: &str) -> bool {
+    let b = v.as_bytes();
+    if b.len() < MIN_RANDOM_LEN || is_uuid(b) {
+        return false;
+    }
+    let (mut digit, mut alpha, mut hex) = (false, false, true);
+    let mut counts = [0u32; 128];
+    let mut run = 1;
+    for (i, &c) in b.iter().enumerate() {
+        if !is_base64_byte(c) {
+            return false;
+        }
+        digit |= c.is_ascii_digit();
+        alpha |= c.is_ascii_alphabetic();
+        hex &= c.is_ascii_hexdigit();
+        // Ten characters in a row that follow each other in ASCII: an alphabet, not a key.
+        run = if i > 0 && c == b[i - 1].wrapping_add(1) {
+            run + 1
+        } else {
+            1
+        };
+        if run >= 10 {
+            return false;
+        }
+        counts[usize::from(c)] += 1;
+    }
+    if !digit || !alpha {
+        return false;
+    }
+    let len = b.len() as f64;
+    let entropy: f64 = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / len;
+            -p * p.log2()
+        })
+        .sum();
+    if hex {
+        return entropy > 3.0;
+    }
+    let integrity = ["sha1-", "sha256-", "sha384-", "sha512-", "md5-"]
+        .iter()
+        .any(|p| b[..p.len()].eq_ignore_ascii_case(p.as_bytes()));
+    !integrity && entropy > 4.5
+}
+
+/// `8-4-4-4-12` hex digits.
+fn is_uuid(b: &[u8]) -> bool {
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// The gate of the high-entropy rule: a quoted (or `\"`-quoted) string that
+/// [`is_high_entropy`] and whose label does not exempt it (so that quoted trace ids and
+/// hashes cost a scan, not a regex run).
+fn quoted_random_scan(text: &str) -> bool {
+    static BASE64: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut c = 0;
+        while c < 256 {
+            t[c] = is_base64_byte(c as u8);
+            c += 1;
+        }
+        t
+    };
+    let b = text.as_bytes();
+    let is64 = |i: usize| BASE64[usize::from(b[i])];
+    // Runs of the alphabet at least MIN_RANDOM_LEN long, found by probing the last byte of
+    // a window (a miss skips the whole window; log lines are mostly short runs). `i` is
+    // always the start of a run or just after a byte outside the alphabet.
+    let mut i = 0;
+    while i + MIN_RANDOM_LEN <= b.len() {
+        let j = i + MIN_RANDOM_LEN - 1;
+        if !is64(j) {
+            i = j + 1;
+            continue;
+        }
+        let mut k = j;
+        while k > i && is64(k - 1) {
+            k -= 1;
+        }
+        if k > i {
+            i = k;
+            continue;
+        }
+        let mut e = j + 1;
+        while e < b.len() && is64(e) {
+            e += 1;
+        }
+        if i > 0
+            && matches!(b[i - 1], b'"' | b'\'')
+            && matches!(b.get(e), Some(b'"' | b'\'' | b'\\'))
+            && is_high_entropy(&text[i..e])
+            && !label_before(text, i - 1).is_some_and(|l| exempt_label(l, &[]))
+        {
+            return true;
+        }
+        i = e + 1;
+    }
+    false
+}
+
+/// The label a quoted value starting at `q` (its opening quote) is assigned to: `key: "v"`,
+/// `"key": "v"`, `key = "v"`, `key => "v"`, `['key'] = "v"`; for an item of a list
+/// (`"ids": ["a", "b"]`) the list's label. `None` when the value stands alone.
+fn label_before(text: &str, q: usize) -> Option<&str> {
+    let b = text.as_bytes();
+    let blanks = |mut i: usize| {
+        while i > 0 && matches!(b[i - 1], b' ' | b'\t') {
+            i -= 1;
+        }
+        i
+    };
+    let mut i = blanks(q);
+    if i > 0 && matches!(b[i - 1], b',' | b'[') {
+        // Back to the list's `[` (bounded; a list does not span lines or objects).
+        let floor = i.saturating_sub(1024);
+        loop {
+            if i <= floor {
+                return None;
+            }
+            i -= 1;
+            match b[i] {
+                b'[' => break,
+                b']' | b'{' | b'}' | b'\n' | b'(' | b')' => return None,
+                _ => {}
+            }
+        }
+        i = blanks(i);
+    }
+    if i >= 2 && matches!(&b[i - 2..i], b"=>" | b":=") {
+        i -= 2;
+    } else if i >= 1 && matches!(b[i - 1], b':' | b'=') {
+        i -= 1;
+    } else {
+        return None;
+    }
+    i = blanks(i);
+    if i > 0 && b[i - 1] == b']' {
+        i -= 1;
+    }
+    if i > 0 && matches!(b[i - 1], b'"' | b'\'') {
+        i -= 1;
+        if i > 0 && b[i - 1] == b'\\' {
+            i -= 1;
+        }
+    }
+    let end = i;
+    let floor = end.saturating_sub(MAX_KEY_LEN);
+    while i > floor && (is_key_byte(b[i - 1]) || b[i - 1] == b'#') {
+        i -= 1;
+    }
+    (i < end).then(|| &text[i..end])
+}
+
+/// Label words (also as the end of a word or of the whole label: `SRCREV`, `ETag`) that name an
+/// identifier, a hash, a version or a position: their values are random by design.
+const IDENTIFIER_LABELS: &[&str] = &[
+    "id",
+    "ids",
+    "uid",
+    "uuid",
+    "guid",
+    "oid",
+    "sha",
+    "sha1",
+    "sha256",
+    "sha384",
+    "sha512",
+    "md5",
+    "crc",
+    "hash",
+    "hashes",
+    "digest",
+    "checksum",
+    "chksum",
+    "sum",
+    "etag",
+    "match",
+    "rev",
+    "revision",
+    "commit",
+    "version",
+    "build",
+    "ref",
+    "trace",
+    "traceparent",
+    "span",
+    "parent",
+    "request",
+    "correlation",
+    "causation",
+    "integrity",
+    "fingerprint",
+    "thumbprint",
+    "serial",
+    "nonce",
+    "cursor",
+    "page",
+    "offset",
+    "object",
+    "blob",
+    "tree",
+];
+
+/// Whether the label of a quoted value excludes it from the high-entropy rule: it names an
+/// identifier or hash ([`IDENTIFIER_LABELS`]), describes a secret without holding one
+/// (`secret_name`), says its value is public or fake, or names a secret (then the key rules
+/// decide, so that a value they keep is not redacted by this one).
+fn exempt_label(label: &str, extra: &[String]) -> bool {
+    let words = key_words(label);
+    let n: String = words.concat();
+    let names_identifier = |w: &str| {
+        IDENTIFIER_LABELS
+            .iter()
+            .any(|l| w == *l || (l.len() > 2 && w.ends_with(l)))
+    };
+    words.iter().any(|w| names_identifier(w))
+        || names_identifier(&n)
+        || is_descriptive_key(&n)
+        || NOT_SECRET_KEY_PARTS.iter().any(|p| n.contains(p))
+        || classify_key(label, extra).is_some()
 }
 
 /// Template expressions: `${VAR}`, `${{ secrets.X }}`, `$(cmd)`, `{{ .x }}`, `%VAR%`, `<...>`.
@@ -1461,6 +1711,15 @@ impl Sanitizer {
                     return None;
                 }
             }
+            Check::HighEntropy => {
+                let quote = caps.get(0).map_or(start, |m| m.start());
+                let exempt = label_before(text, quote)
+                    .is_some_and(|l| exempt_label(l, &self.inner.extra_keys));
+                if exempt || !is_high_entropy(value) || looks_fake(value) {
+                    return None;
+                }
+                rule.kind
+            }
             Check::Extra => {
                 if is_placeholder(value) {
                     return None;
@@ -1579,6 +1838,11 @@ impl Sanitizer {
                         };
                     }
                 }
+                if rule.check == Check::HighEntropy {
+                    // The closing quote may open the next quoted string; going back to the
+                    // value (as for the other rules) would find this match again.
+                    at = found.map_or(whole.end(), |f| f.end);
+                }
                 if whole.start() == whole.end() && at == whole.end() {
                     // An empty match (user pattern): step over one character.
                     at += text[at..].chars().next().map_or(1, char::len_utf8);
@@ -1620,13 +1884,32 @@ impl Sanitizer {
     /// under keys that only suggest a secret, such as `hmac`, only random-looking strings),
     /// every other string goes through [`Sanitizer::sanitize_str`].
     pub fn sanitize_json(&self, value: &mut Value) {
+        self.sanitize_json_under(value, None);
+    }
+
+    /// [`Sanitizer::sanitize_json`] of a value under `label` (its key, or the key of the
+    /// list it is in): a string of its own that looks like key material is redacted unless
+    /// the label names an identifier or a hash, as a quoted one is in text.
+    fn sanitize_json_under(&self, value: &mut Value, label: Option<&str>) {
         match value {
             Value::String(s) => {
-                if let Cow::Owned(clean) = self.sanitize_str(s) {
+                let random = label.is_some_and(|l| {
+                    is_high_entropy(s)
+                        && !looks_fake(s)
+                        && !exempt_label(l, &self.inner.extra_keys)
+                        && !self.inner.allow.iter().any(|a| a.is_match(s))
+                });
+                if random {
+                    let kind = "high_entropy_string";
+                    self.count(kind);
+                    *s = self.marker(kind);
+                } else if let Cow::Owned(clean) = self.sanitize_str(s) {
                     *s = clean;
                 }
             }
-            Value::Array(items) => items.iter_mut().for_each(|v| self.sanitize_json(v)),
+            Value::Array(items) => items
+                .iter_mut()
+                .for_each(|v| self.sanitize_json_under(v, label)),
             Value::Object(map) => {
                 for (k, v) in map.iter_mut() {
                     if let Some((strength, kind)) = self.classify(k) {
@@ -1660,7 +1943,7 @@ impl Sanitizer {
                             continue;
                         }
                     }
-                    self.sanitize_json(v);
+                    self.sanitize_json_under(v, Some(k));
                 }
             }
             Value::Null | Value::Bool(_) | Value::Number(_) => {}
@@ -1801,6 +2084,60 @@ mod tests {
         for text in negatives {
             assert_eq!(s.sanitize_str(text), text);
         }
+    }
+
+    #[test]
+    fn high_entropy_strings() {
+        let s = Sanitizer::default();
+        let hex = "9c4e1f07b2d85a36e0f4c7a1b9d2e58f";
+        let b64 = "Zk9xQ2w4VnRtUjdwTDNiWTZuSDFkRjBzSzJqTTV3";
+        let redacted = [
+            // A quoted string of its own, or under a label that says nothing.
+            format!("String #1: \"short\"; String #2: \"{hex}\""),
+            format!("'{hex}'"),
+            format!("value = \"{b64}\""),
+            format!(r#"{{"blob":"x","v":"{b64}"}}"#),
+            format!(r#"{{\"v\":\"{hex}\"}}"#),
+            format!(r#"items: ["a", "{hex}"]"#),
+        ];
+        for text in &redacted {
+            let out = s.sanitize_str(text);
+            assert!(!out.contains(hex) && !out.contains(b64), "{text} -> {out}");
+            assert!(out.contains("[REDACTED:high_entropy_string]"), "{out}");
+        }
+        let kept = [
+            // Unquoted, or under a label that names an identifier, hash or version.
+            format!("object {hex} stored"),
+            format!(r#"{{"trace_id":"{hex}","span_id":"00f067aa0ba902b7"}}"#),
+            format!(r#"ETag: "{hex}""#),
+            format!(r#"If-None-Match: "{hex}""#),
+            format!(r#"SRCREV_foo = "{hex}""#),
+            format!(r#"{{"commitSha": "{hex}", "md5": "{hex}"}}"#),
+            format!(r#"{{"request_ids": ["{hex}", "{hex}"]}}"#),
+            format!(r#"public_key = "{b64}""#),
+            // Too short, too regular, an alphabet, an integrity hash, a UUID.
+            "\"0123456789abcdef0123\"".to_owned(),
+            "\"c3VwZXIgc2VjcmV0IHZhbHVl\"".to_owned(),
+            "\"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/\"".to_owned(),
+            format!("\"sha512-{b64}\""),
+            "\"0b7a3c2e-6f1d-4d2b-9a8e-51c4f7e2d913\"".to_owned(),
+        ];
+        for text in &kept {
+            assert_eq!(s.sanitize_str(text), text.as_str());
+        }
+        // The same rule on JSON values, judged by their key.
+        let mut v = json!({"v": hex, "list": [b64], "digest": hex, "ids": [hex], "n": "short"});
+        s.sanitize_json(&mut v);
+        assert_eq!(
+            v,
+            json!({
+                "v": "[REDACTED:high_entropy_string]",
+                "list": ["[REDACTED:high_entropy_string]"],
+                "digest": hex,
+                "ids": [hex],
+                "n": "short",
+            })
+        );
     }
 
     #[test]
