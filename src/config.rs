@@ -88,7 +88,7 @@ pub enum BuildError {
     #[error("topic prefix `{0}` may only contain ASCII letters, digits, '.', '_' and '-'")]
     BadTopicPrefix(String),
     /// The spool directory cannot be used.
-    #[error("spool directory {dir}: {source}; set OMNINODE_SPOOL_DIR or .spool_dir(..) to a writable directory")]
+    #[error("spool directory {dir}: {source}; set OMNINODE_SPOOL_DIR or .spool_dir(..) to a writable directory of its own")]
     Spool {
         /// The directory.
         dir: PathBuf,

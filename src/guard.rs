@@ -63,6 +63,12 @@ impl Guard {
             .snapshot(self.shared.config.sanitizer.redaction_counts())
     }
 
+    /// The spool directory this pipeline holds: the configured one, or `<dir>.<n>` when
+    /// another live pipeline held it at build time.
+    pub fn spool_dir(&self) -> &std::path::Path {
+        &self.shared.config.spool_dir
+    }
+
     /// Sends everything captured so far and waits for the broker's answers, at most
     /// `timeout`. Never waits on the network itself: it waits for the worker's reply.
     pub fn flush(&self, timeout: Duration) -> Result<Report, PipelineError> {

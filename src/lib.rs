@@ -61,9 +61,11 @@
 //!
 //! ## Limits
 //!
-//! One process per spool directory. Delivery is at-least-once: a record that was in flight
-//! when the process stopped may be replayed from the spool and delivered twice (the
-//! `event_id` identifies duplicates).
+//! A spool directory has one owner at a time (a lock file): a second live pipeline
+//! configured with the same directory uses `<dir>.1`, `<dir>.2`, ... (see
+//! [`Guard::spool_dir`]); the next owner of `<dir>` adopts what the free siblings hold.
+//! Delivery is at-least-once: a record that was in flight when the process stopped may be
+//! replayed from the spool and delivered twice (the `event_id` identifies duplicates).
 
 pub mod catalog;
 pub mod config;
@@ -109,9 +111,9 @@ impl Builder {
     /// Validates the configuration, opens the spool and starts the delivery worker.
     /// Returns the layer to install and the guard that keeps the worker alive.
     pub fn build(self) -> Result<(OmniNodeLayer, Guard), BuildError> {
-        let config = self.resolve()?;
-        let spool = spool::Spool::open(
-            config.spool_dir.clone(),
+        let mut config = self.resolve()?;
+        let spool = spool::Spool::open_slot(
+            &config.spool_dir,
             spool::SpoolLimits {
                 max_bytes: config.spool_max_bytes,
                 // A segment always holds the largest record the producer accepts.
@@ -119,11 +121,15 @@ impl Builder {
                     .max(2 * config.message_max_bytes as u64 + 4096)
                     .min(config.spool_max_bytes),
             },
+            spool::SPOOL_SLOTS,
+            spool::LOCK_WAIT,
         )
         .map_err(|source| BuildError::Spool {
             dir: config.spool_dir.clone(),
             source,
         })?;
+        // Another instance may hold the configured directory: this one got `<dir>.<n>`.
+        config.spool_dir = spool.dir().to_owned();
         let producer = producer::Producer::new(&config).map_err(|e| {
             // librdkafka's message repeats the property's value; keep it out (it may be a
             // password).

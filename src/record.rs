@@ -119,8 +119,47 @@ pub(crate) struct Captured {
 }
 
 impl Captured {
-    /// Whether the event's class may be dropped under overload.
+    /// Whether the event must not be dropped under overload: decided by its family
+    /// ([`crate::catalog::Family::is_guaranteed`]), so an application log sent with
+    /// [`crate::emit`] is droppable like one from `info!`.
     pub fn is_guaranteed(&self) -> bool {
-        !matches!(self.body, Body::Log { .. })
+        match &self.body {
+            Body::Log { .. } => false,
+            Body::Audit(_) | Body::Security(_) => true,
+            Body::Typed(ev) => ev.kind().is_guaranteed(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{ApplicationLog, AuditEvent, QualityGatePassed};
+
+    fn captured(body: Body) -> Captured {
+        Captured {
+            sequence: 1,
+            timestamp: Timestamp::now(),
+            event_id: None,
+            causation: Causation::FromSpan,
+            span: None,
+            body,
+        }
+    }
+
+    #[test]
+    fn guarantee_follows_the_family() {
+        let log = Body::Log {
+            level: tracing::Level::INFO,
+            target: "app",
+            message: "m".into(),
+            fields: Vec::new(),
+        };
+        assert!(!captured(log).is_guaranteed());
+        assert!(!captured(Body::Typed(Box::new(ApplicationLog::default()))).is_guaranteed());
+        assert!(captured(Body::Typed(Box::new(AuditEvent::default()))).is_guaranteed());
+        assert!(captured(Body::Typed(Box::new(QualityGatePassed::default()))).is_guaranteed());
+        assert!(captured(Body::Audit(Vec::new())).is_guaranteed());
+        assert!(captured(Body::Security(Vec::new())).is_guaranteed());
     }
 }

@@ -41,19 +41,21 @@
 //! never appends to an old segment: it starts a new one, leaving any torn tail behind where
 //! the reader skips it.
 //!
-//! # One process per directory
+//! # One owner per directory
 //!
-//! A spool directory belongs to one [`Spool`] in one process. [`Spool::open`] writes the pid
-//! into a `LOCK` file as a best-effort marker, not a lock: if another live process already
-//! claimed the directory, the spool still works and reports that pid through
-//! [`Spool::lock_conflict`] so the owner can warn; two processes sharing a directory may
-//! replay each other's records and delete each other's segments.
+//! A spool directory belongs to one [`Spool`] at a time. [`Spool::open`] takes an exclusive
+//! advisory lock on `dir/LOCK` (`flock` on Unix, released by the kernel when the owner
+//! exits, even by a crash) and writes its pid there for the humans. A second opener waits a
+//! little for the owner to let go (a restarting process, a worker finishing its teardown),
+//! then fails with [`SpoolError::Locked`] instead of sharing the directory: two writers
+//! would replay each other's records and delete each other's segments.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Default cap on the bytes all segments of a spool may hold together: 256 MiB.
 ///
@@ -153,7 +155,25 @@ pub enum SpoolError {
         /// Largest frame (payload plus header) the spool accepts with its current limits.
         max: u64,
     },
+    /// Another [`Spool`] (in this process or another) holds the directory's lock.
+    #[error(
+        "{} is locked by another pipeline{}: give each instance its own spool directory",
+        dir.display(),
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    Locked {
+        /// The spool directory.
+        dir: PathBuf,
+        /// The owner's pid, as it wrote it into the lock file.
+        pid: Option<u32>,
+    },
 }
+
+/// How many directories [`Spool::open_slot`] tries: the configured one and 15 siblings.
+pub const SPOOL_SLOTS: u32 = 16;
+
+/// How long [`Spool::open`] waits for the owner of a locked directory to let go.
+pub const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// An append-only, checksummed store of byte records in a directory, replayed segment by
 /// segment, oldest first. See the [module docs](self) for the format and guarantees.
@@ -174,7 +194,8 @@ pub struct Spool {
     /// A segment was created since the directory was last fsynced.
     dir_dirty: bool,
     next_id: u64,
-    lock_conflict: Option<u32>,
+    /// The open `LOCK` file; its lock is held as long as it is open.
+    _lock: File,
 }
 
 #[derive(Debug)]
@@ -184,12 +205,22 @@ struct Active {
 }
 
 impl Spool {
-    /// Opens the spool in `dir`. Creates the directory (and parents) if missing, scans the
-    /// segments an earlier process left, and writes this process's pid to `dir/LOCK`.
+    /// Opens the spool in `dir`. Creates the directory (and parents) if missing, takes its
+    /// lock (waiting up to [`LOCK_WAIT`] for another owner to let go), and scans the
+    /// segments an earlier process left.
     ///
     /// Opens nothing for writing until the first append; that append starts a new segment
     /// numbered after the highest existing one, so old segments are only ever read.
     pub fn open(dir: impl Into<PathBuf>, limits: SpoolLimits) -> Result<Spool, SpoolError> {
+        Self::open_waiting(dir, limits, LOCK_WAIT)
+    }
+
+    /// [`Spool::open`], waiting at most `wait` for the lock (zero: fail at once).
+    pub fn open_waiting(
+        dir: impl Into<PathBuf>,
+        limits: SpoolLimits,
+        wait: Duration,
+    ) -> Result<Spool, SpoolError> {
         let dir = dir.into();
         if !dir.exists() {
             // Spooled events are sanitized, but they are still the service's private data:
@@ -200,6 +231,9 @@ impl Spool {
             std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
             builder.create(&dir)?;
         }
+
+        // Lock first: the segments are only ours to read once nobody else writes them.
+        let lock = lock_dir(&dir, wait)?;
 
         let mut segments = BTreeMap::new();
         for entry in fs::read_dir(&dir)? {
@@ -218,21 +252,6 @@ impl Spool {
             .next_back()
             .map_or(0, |&max: &u64| max.saturating_add(1));
 
-        let lock_path = dir.join(LOCK_FILE);
-        let own_pid = std::process::id();
-        let lock_conflict = match fs::read_to_string(&lock_path) {
-            Ok(text) => text
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|&pid| pid != own_pid && process_alive(pid)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e.into()),
-        };
-        // Writing the marker also proves early that the directory is writable, rather than
-        // on the first append while the broker is already down.
-        fs::write(&lock_path, format!("{own_pid}\n"))?;
-
         Ok(Spool {
             dir,
             limits,
@@ -242,8 +261,76 @@ impl Spool {
             unsynced: Vec::new(),
             dir_dirty: false,
             next_id,
-            lock_conflict,
+            _lock: lock,
         })
+    }
+
+    /// Opens the first free of `base`, `base.1`, ... `base.<slots - 1>`: several instances of
+    /// a service on one host can share one configured directory. `base` gets `wait` (it is
+    /// where a restarted single instance finds its spool; [`LOCK_WAIT`] is a good value),
+    /// the others none. The
+    /// segments of every other slot that nobody holds (an instance that crashed, or is no
+    /// longer started) are moved into the opened spool, so they are replayed too.
+    pub fn open_slot(
+        base: &Path,
+        limits: SpoolLimits,
+        slots: u32,
+        wait: Duration,
+    ) -> Result<Spool, SpoolError> {
+        let slot = |n: u32| -> PathBuf {
+            if n == 0 {
+                return base.to_owned();
+            }
+            let mut name = base.file_name().unwrap_or_default().to_owned();
+            name.push(format!(".{n}"));
+            base.with_file_name(name)
+        };
+        let mut opened = Err(SpoolError::Locked {
+            dir: base.to_owned(),
+            pid: None,
+        });
+        for n in 0..slots.max(1) {
+            let wait = if n == 0 { wait } else { Duration::ZERO };
+            opened = Spool::open_waiting(slot(n), limits.clone(), wait);
+            match &opened {
+                Err(SpoolError::Locked { .. }) => continue,
+                _ => break,
+            }
+        }
+        let mut spool = opened?;
+        for n in 1..slots {
+            let dir = slot(n);
+            if dir != spool.dir && dir.is_dir() {
+                spool.adopt(&dir);
+            }
+        }
+        Ok(spool)
+    }
+
+    /// Moves the segments of another spool directory into this one, if nobody holds it
+    /// (best effort: a segment that cannot be moved stays where it is).
+    fn adopt(&mut self, other: &Path) {
+        let Ok(_lock) = lock_dir(other, Duration::ZERO) else {
+            return;
+        };
+        let Ok(entries) = fs::read_dir(other) else {
+            return;
+        };
+        let mut ids: Vec<u64> = entries
+            .filter_map(|e| e.ok()?.file_name().to_str().and_then(parse_segment_name))
+            .collect();
+        ids.sort_unstable();
+        for id in ids {
+            let from = other.join(SegmentId(id).to_string());
+            let to = self.segment_path(self.next_id);
+            if fs::rename(&from, &to).is_ok() {
+                let len = fs::metadata(&to).map_or(0, |m| m.len());
+                self.segments.insert(self.next_id, len);
+                self.total += len;
+                self.next_id += 1;
+                self.dir_dirty = true;
+            }
+        }
     }
 
     /// The spool directory.
@@ -254,15 +341,6 @@ impl Spool {
     /// The limits the spool was opened with.
     pub fn limits(&self) -> &SpoolLimits {
         &self.limits
-    }
-
-    /// The pid of another live process that had claimed this directory (through its `LOCK`
-    /// file) when the spool was opened, if any. The spool works regardless; sharing a
-    /// directory between processes is unsupported, so the owner should warn.
-    ///
-    /// Liveness is checked through `/proc` and so only on Linux; elsewhere this is `None`.
-    pub fn lock_conflict(&self) -> Option<u32> {
-        self.lock_conflict
     }
 
     /// Appends one record to the active segment, starting a new segment first when the
@@ -511,18 +589,6 @@ impl Spool {
     }
 }
 
-impl Drop for Spool {
-    fn drop(&mut self) {
-        // Only remove the marker if it is still ours; a failure leaves a stale marker, which
-        // the next open recognises as dead.
-        let lock_path = self.dir.join(LOCK_FILE);
-        let own = format!("{}\n", std::process::id());
-        if fs::read_to_string(&lock_path).is_ok_and(|text| text == own) {
-            let _ = fs::remove_file(&lock_path);
-        }
-    }
-}
-
 /// Whole frames waiting for one `write`.
 #[derive(Default)]
 struct Batch {
@@ -656,15 +722,39 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-#[cfg(target_os = "linux")]
-fn process_alive(pid: u32) -> bool {
-    Path::new("/proc").join(pid.to_string()).exists()
-}
-
-/// Without a portable liveness check a foreign pid is taken as a stale marker.
-#[cfg(not(target_os = "linux"))]
-fn process_alive(_pid: u32) -> bool {
-    false
+/// Takes the exclusive lock of `dir/LOCK`, retrying for `wait`, and writes this process's
+/// pid into it. Writing also proves early that the directory is writable, rather than on
+/// the first append while the broker is already down.
+fn lock_dir(dir: &Path, wait: Duration) -> Result<File, SpoolError> {
+    let path = dir.join(LOCK_FILE);
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)?;
+    let deadline = Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                let pid = fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok());
+                return Err(SpoolError::Locked {
+                    dir: dir.to_owned(),
+                    pid,
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+    }
+    file.set_len(0)?;
+    file.write_all(format!("{}\n", std::process::id()).as_bytes())?;
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -1049,32 +1139,69 @@ mod tests {
     }
 
     #[test]
-    fn lock_marker_reports_live_owner_and_is_cleaned_up() {
+    fn a_second_owner_is_refused_until_the_first_lets_go() {
         let dir = tempfile::tempdir().unwrap();
         let lock = dir.path().join(LOCK_FILE);
-        {
-            let spool = Spool::open(dir.path(), SpoolLimits::default()).unwrap();
-            assert_eq!(spool.lock_conflict(), None);
-            assert_eq!(
-                fs::read_to_string(&lock).unwrap(),
-                format!("{}\n", std::process::id())
-            );
-        }
-        assert!(!lock.exists());
+        let first = Spool::open(dir.path(), SpoolLimits::default()).unwrap();
+        assert_eq!(
+            fs::read_to_string(&lock).unwrap(),
+            format!("{}\n", std::process::id())
+        );
+        let err =
+            Spool::open_waiting(dir.path(), SpoolLimits::default(), Duration::ZERO).unwrap_err();
+        assert!(
+            matches!(&err, SpoolError::Locked { pid: Some(p), .. } if *p == std::process::id()),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("its own spool directory"), "{err}");
 
-        // A pid that cannot be running is a stale marker.
+        // The waiting opener gets the directory once the owner is gone.
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(first);
+        });
+        let second = Spool::open(dir.path(), SpoolLimits::default()).unwrap();
+        releaser.join().unwrap();
+        drop(second);
+
+        // A stale lock file (its owner died) is no obstacle.
         fs::write(&lock, format!("{}\n", u32::MAX)).unwrap();
-        let spool = Spool::open(dir.path(), SpoolLimits::default()).unwrap();
-        assert_eq!(spool.lock_conflict(), None);
-        drop(spool);
+        Spool::open_waiting(dir.path(), SpoolLimits::default(), Duration::ZERO).unwrap();
+    }
 
-        #[cfg(target_os = "linux")]
-        {
-            // pid 1 is always alive.
-            fs::write(&lock, "1\n").unwrap();
-            let spool = Spool::open(dir.path(), SpoolLimits::default()).unwrap();
-            assert_eq!(spool.lock_conflict(), Some(1));
-        }
+    #[test]
+    fn instances_sharing_a_directory_take_slots_and_orphans_are_adopted() {
+        let root = tempfile::tempdir().unwrap();
+        let base = root.path().join("svc");
+        let open = |slots| Spool::open_slot(&base, SpoolLimits::default(), slots, Duration::ZERO);
+        let a = open(4).unwrap();
+        assert_eq!(a.dir(), base);
+        // A second live instance gets the first free sibling and spools there.
+        let mut b = open(4).unwrap();
+        assert_eq!(b.dir(), root.path().join("svc.1"));
+        b.append_all([payload(1).as_slice(), payload(2).as_slice()])
+            .unwrap();
+        b.sync().unwrap();
+        drop(b);
+        // While `a` holds `svc`, the next instance takes the free `svc.1`, records and all.
+        let c = open(4).unwrap();
+        assert_eq!(c.dir(), root.path().join("svc.1"));
+        drop(c);
+        drop(a);
+        // The next owner of `svc` adopts what the free `svc.1` holds.
+        let mut d = open(4).unwrap();
+        assert_eq!(d.dir(), base);
+        assert_eq!(drain(&mut d), vec![payload(1), payload(2)]);
+        let left: Vec<_> = fs::read_dir(root.path().join("svc.1"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, [LOCK_FILE]);
+
+        // Every slot held: refused, with the reason.
+        let _e = open(2).unwrap();
+        let err = open(2).unwrap_err();
+        assert!(matches!(err, SpoolError::Locked { .. }), "{err:?}");
     }
 
     #[test]

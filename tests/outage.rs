@@ -123,6 +123,52 @@ fn outage_spools_without_blocking_callers_and_replays_exactly_once_when_back() {
     );
 }
 
+/// Two live instances configured with the same spool directory (the default is per
+/// service, so several instances of a service on one host share it): the second takes
+/// `<dir>.1` instead of writing into the first one's segments; after both stop, the next
+/// instance on `<dir>` adopts `<dir>.1` and delivers every event of both exactly once.
+#[test]
+fn instances_sharing_a_spool_dir_lose_nothing() {
+    let prefix = common::unique_prefix("shared");
+    let mock = common::mock(&prefix);
+    let bootstrap = mock.bootstrap_servers();
+    let root = common::spool_dir();
+    let dir = root.path().join("svc");
+    mock.broker_down(1).unwrap();
+
+    let build = || {
+        common::builder(&bootstrap, &prefix, &dir)
+            .message_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    };
+    let (layer_a, guard_a) = build();
+    let (layer_b, guard_b) = build();
+    assert_eq!(guard_a.spool_dir(), dir);
+    assert_eq!(guard_b.spool_dir(), root.path().join("svc.1"));
+
+    let mut resources = Vec::new();
+    for (layer, tag) in [(layer_a, "a"), (layer_b, "b")] {
+        let (r, _) =
+            tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+                emit_audits(50, tag)
+            });
+        resources.extend(r);
+    }
+    for guard in [guard_a, guard_b] {
+        let report = guard.shutdown(Duration::from_secs(2)).unwrap();
+        assert_eq!((report.spooled, report.delivered), (50, 0), "{report:?}");
+    }
+
+    mock.broker_up(1).unwrap();
+    let (_layer, guard) = build();
+    assert_eq!(guard.spool_dir(), dir);
+    let m = common::wait_for(&guard, Duration::from_secs(30), |m| m.replayed >= 100);
+    assert_eq!((m.replayed, m.delivered), (100, 100), "{m:?}");
+    guard.shutdown(Duration::from_secs(5)).unwrap();
+    assert_delivered_exactly_once(&bootstrap, &prefix, &resources);
+}
+
 /// Pipeline A spools with the broker down and shuts down; a new process (this test binary,
 /// running the ignored child test below) opens the same spool with the broker back and
 /// delivers every spooled event exactly once.
