@@ -237,11 +237,22 @@ fn builtin_rules() -> Vec<RuleDef> {
         ("api_key_header", r#"(?i)\b(?:x-[a-z\-]*)?(?:api-?key|private-token|x-auth-token|apikey)\\?["']?[ \t]{0,3}:[ \t]{0,3}\\?["']?(?P<secret>[^\s"',;\\]{6,})"#.into(), Keywords(&["api-key", "apikey", "api_key", "private-token", "x-auth-token"]), Credential),
         ("url_password", r#"\b[a-zA-Z][a-zA-Z0-9+.\-]{1,20}://(?P<user>[^\s:/@"'<>]*):(?P<secret>[^\s@/"'<>]+)@"#.into(), Keywords(&["://"]), Password),
         ("connection_string_password", r#"(?i)(?:^|[;?&\s"',])(?:password|pwd|passwd)[ \t]*=[ \t]*(?P<secret>[^;&"'\s,]+)"#.into(), Keywords(&["password", "pwd", "passwd"]), Password),
+        ("connection_string_password", r#"(?i)jdbc:oracle:[a-z0-9]+:(?P<user>[^/\s:@"']+)/(?P<secret>[^@\s"']+)@"#.into(), Keywords(&["jdbc:oracle:"]), Password),
         ("jaas_password", r#"(?i)password[ \t]*=[ \t]*\\?["'](?P<secret>[^"'\\]+)\\?["']"#.into(), Keywords(&["password"]), Password),
         ("secret_context", r#"(?i)\b(?P<ctx>pass(?:word|wd|phrase)?|pwd|shared[ _\-]?(?:value|secret|key)|hmac(?:[ _\-]?(?:key|secret))?|signing[ _\-]?(?:key|secret))[ \t]+(?:(?:is|was|to|of)[ \t]+)?(?:'(?P<vq3>[^'\s]{6,200})'|"(?P<vq2>[^"\s]{6,200})"|`(?P<vq1>[^`\s]{6,200})`|(?P<vu>[^\s"'`,;]{16,200}))"#.into(), Keywords(&["pass", "pwd", "shared", "hmac", "signing"]), ContextWord),
         ("high_entropy_string", r#"(?:\\"|"|')(?P<secret>[A-Za-z0-9+/=_\-]{20,})(?:\\"|"|')"#.into(), Scan(quoted_random_scan), HighEntropy),
     ];
+    let attribute_rule = format!(
+        r#"(?i:key|name)[ \t]*=[ \t]*["'](?P<key>{KEY_NAME})["'][ \t]+(?i:value)[ \t]*=[ \t]*(?:"(?P<vq2>[^"\n]*)"|'(?P<vq3>[^'\n]*)')"#
+    );
     let keyed: Vec<RuleDef> = vec![
+        (
+            "secret_key_value",
+            attribute_rule,
+            Keywords(&["value="]),
+            KeyValue,
+            Syntax::Captured,
+        ),
         (
             "secret_key_value",
             key_rule,
@@ -505,6 +516,9 @@ const NOT_SECRET_KEY_PARTS: &[&str] = &[
     "sample",
     "bogus",
     "secretary",
+    "pagetoken",
+    "nexttoken",
+    "continuationtoken",
 ];
 
 /// Words ending in `pass` that are not passwords.
@@ -632,6 +646,11 @@ fn is_descriptive_key(normalized: &str) -> bool {
         "prefix",
         "suffix",
         "domain",
+        "last4",
+        "hint",
+        "masked",
+        "preview",
+        "fingerprint",
     ];
     SUFFIXES.iter().any(|s| normalized.ends_with(s))
 }
@@ -803,7 +822,7 @@ fn quoted_random_scan(text: &str) -> bool {
             && matches!(b[i - 1], b'"' | b'\'')
             && matches!(b.get(e), Some(b'"' | b'\'' | b'\\'))
             && is_high_entropy(&text[i..e])
-            && !label_before(text, i - 1).is_some_and(|l| exempt_label(l, &[]))
+            && !exempt_quoted(text, i - 1, &[])
         {
             return true;
         }
@@ -823,7 +842,16 @@ fn label_before(text: &str, q: usize) -> Option<&str> {
         }
         i
     };
-    let mut i = blanks(q);
+    // The value's own wrapping: a weak ETag's `W/`, and the quote of a JSON string around
+    // an escaped-quoted value (`"ETag":"\"v\""`).
+    let mut i = q;
+    if i >= 2 && &b[i - 2..i] == b"W/" {
+        i -= 2;
+    }
+    while i > 0 && q - i < 4 && matches!(b[i - 1], b'"' | b'\'' | b'\\') {
+        i -= 1;
+    }
+    let mut i = blanks(i);
     if i > 0 && matches!(b[i - 1], b',' | b'[') {
         // Back to the list's `[` (bounded; a list does not span lines or objects).
         let floor = i.saturating_sub(1024);
@@ -864,6 +892,24 @@ fn label_before(text: &str, q: usize) -> Option<&str> {
     }
     (i < end).then(|| &text[i..end])
 }
+
+/// Whether the identifier starting at `at` is a segment of an `arn:` or `urn:` name.
+fn in_resource_name(text: &str, at: usize) -> bool {
+    let b = text.as_bytes();
+    let floor = at.saturating_sub(256);
+    let mut s = at;
+    while s > floor && !b[s - 1].is_ascii_whitespace() && !matches!(b[s - 1], b'"' | b'\'' | b'=') {
+        s -= 1;
+    }
+    s < at
+        && b[at - 1] == b':'
+        && (b[s..].len() >= 4)
+        && (b[s..s + 4].eq_ignore_ascii_case(b"arn:") || b[s..s + 4].eq_ignore_ascii_case(b"urn:"))
+}
+
+/// The members of a JSON Web Key that hold public key material (`n`, `e` of RSA, `x`, `y`
+/// of EC): random, and public.
+const JWK_PUBLIC_MEMBERS: &[&str] = &["n", "e", "x", "y", "x5c", "x5t", "x5t#S256"];
 
 /// Label words (also as the end of a word or of the whole label: `SRCREV`, `ETag`) that name an
 /// identifier, a hash, a version or a position: their values are random by design.
@@ -913,7 +959,17 @@ const IDENTIFIER_LABELS: &[&str] = &[
     "object",
     "blob",
     "tree",
+    "b64",
+    "base64",
 ];
+
+/// Whether the quoted value whose quote is at `q` is kept by the high-entropy rule: its
+/// label is exempt, or it is a public member of a JSON Web Key.
+fn exempt_quoted(text: &str, q: usize, extra: &[String]) -> bool {
+    label_before(text, q).is_some_and(|l| {
+        exempt_label(l, extra) || (JWK_PUBLIC_MEMBERS.contains(&l) && text.contains("\"kty\""))
+    })
+}
 
 /// Whether the label of a quoted value excludes it from the high-entropy rule: it names an
 /// identifier or hash ([`IDENTIFIER_LABELS`]), describes a secret without holding one
@@ -1654,6 +1710,11 @@ impl Sanitizer {
             }
             Check::KeyValue => {
                 let key = caps.name("key").map_or("", |k| k.as_str());
+                // `arn:aws:secretsmanager:eu-west-1:...`: a name, not `key: value`.
+                let key_start = caps.name("key").map_or(start, |k| k.start());
+                if in_resource_name(text, key_start) {
+                    return None;
+                }
                 let (strength, kind) = classify_key(key, &self.inner.extra_keys)?;
                 let n = normalize_key(key);
                 let password_like = n.contains("pass") || n.contains("pwd");
@@ -1713,9 +1774,10 @@ impl Sanitizer {
             }
             Check::HighEntropy => {
                 let quote = caps.get(0).map_or(start, |m| m.start());
-                let exempt = label_before(text, quote)
-                    .is_some_and(|l| exempt_label(l, &self.inner.extra_keys));
-                if exempt || !is_high_entropy(value) || looks_fake(value) {
+                if exempt_quoted(text, quote, &self.inner.extra_keys)
+                    || !is_high_entropy(value)
+                    || looks_fake(value)
+                {
                     return None;
                 }
                 rule.kind
@@ -1911,6 +1973,7 @@ impl Sanitizer {
                 .iter_mut()
                 .for_each(|v| self.sanitize_json_under(v, label)),
             Value::Object(map) => {
+                let jwk = map.contains_key("kty");
                 for (k, v) in map.iter_mut() {
                     if let Some((strength, kind)) = self.classify(k) {
                         let n = normalize_key(k);
@@ -1943,7 +2006,8 @@ impl Sanitizer {
                             continue;
                         }
                     }
-                    self.sanitize_json_under(v, Some(k));
+                    let public = jwk && JWK_PUBLIC_MEMBERS.contains(&k.as_str());
+                    self.sanitize_json_under(v, (!public).then_some(k.as_str()));
                 }
             }
             Value::Null | Value::Bool(_) | Value::Number(_) => {}
@@ -2030,6 +2094,10 @@ mod tests {
             ("docker login -p dckr_pat_Zq8vT2mK9pL4xW7rYb3nD6sF1hJ5", "dckr_pat_Zq8vT2mK9pL4xW7rYb3nD6sF1hJ5"),
             // A cookie's own value.
             ("Cookie: sid=Zq8vT2mK9pL4xW7r; theme=dark", "Zq8vT2mK9pL4xW7r"),
+            // Oracle's `user/password@` and a .NET / Spring config attribute pair.
+            ("url=jdbc:oracle:thin:scott/Tg7pLq2xVb9@//db:1521/ORCL", "Tg7pLq2xVb9"),
+            (r#"<add key="SmtpPassword" value="Hq8ZvL2mX9pR" />"#, "Hq8ZvL2mX9pR"),
+            (r#"<property name='db.password' value='Wm3xRk29fLq8'/>"#, "Wm3xRk29fLq8"),
         ];
         for (text, secret) in positives {
             let out = s.sanitize_str(text);
@@ -2057,6 +2125,10 @@ mod tests {
             "shared value 'enabled'",
             // Keys that only suggest a secret, with a plain value.
             "hmac=sha256 X-Request-Signature-Seed: 42 user_auth=basic",
+            // Resource names, hints about a key, pagination tokens.
+            "GetSecretValue arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbC123 ok",
+            "api_key_last4=7f3c owner=payments",
+            r#"{"nextPageToken":"Jx9fQ2mLz8Vb4Nq7Rt1Wy6Hs3Kp","pageSize":100}"#,
             // curl placeholders.
             "curl -u guest:guest http://a; curl -u <name:secret> http://b; curl --user ops:[TOKEN] c",
             // Near-misses of typed formats stay, also under a secret key.
@@ -2115,6 +2187,10 @@ mod tests {
             format!(r#"{{"commitSha": "{hex}", "md5": "{hex}"}}"#),
             format!(r#"{{"request_ids": ["{hex}", "{hex}"]}}"#),
             format!(r#"public_key = "{b64}""#),
+            format!(r#"{{"ETag":"\"{hex}\""}}"#),
+            format!(r#"If-None-Match: W/"{hex}""#),
+            format!(r#"{{"body_b64":"{b64}"}}"#),
+            format!(r#"{{"keys":[{{"kty":"RSA","e":"AQAB","n":"{b64}"}}]}}"#),
             // Too short, too regular, an alphabet, an integrity hash, a UUID.
             "\"0123456789abcdef0123\"".to_owned(),
             "\"c3VwZXIgc2VjcmV0IHZhbHVl\"".to_owned(),
@@ -2126,7 +2202,8 @@ mod tests {
             assert_eq!(s.sanitize_str(text), text.as_str());
         }
         // The same rule on JSON values, judged by their key.
-        let mut v = json!({"v": hex, "list": [b64], "digest": hex, "ids": [hex], "n": "short"});
+        let mut v = json!({"v": hex, "list": [b64], "digest": hex, "ids": [hex], "n": "short",
+            "jwk": {"kty": "EC", "x": b64}});
         s.sanitize_json(&mut v);
         assert_eq!(
             v,
@@ -2136,6 +2213,7 @@ mod tests {
                 "digest": hex,
                 "ids": [hex],
                 "n": "short",
+                "jwk": {"kty": "EC", "x": b64},
             })
         );
     }
