@@ -15,7 +15,7 @@
 //! | batch        | time per batch | throughput               |
 //! |--------------|----------------|--------------------------|
 //! | (a) clean    | 25.7 µs        | 236 MiB/s = 247 MB/s     |
-//! | (b) mixed    | 85.1 µs        | 71.0 MiB/s = 74.5 MB/s   |
+//! | (b) mixed    | 86.2 µs        | 70.1 MiB/s = 73.5 MB/s   |
 //! | (c) json     | 25.3 µs        | 240 MiB/s = 251 MB/s     |
 //!
 //! The high-entropy rule (quoted hex/base64 strings) added on 2026-11-28 costs about 6 µs

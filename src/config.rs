@@ -266,10 +266,12 @@ impl Builder {
     }
 }
 
-/// Whether a librdkafka property holds a secret (redacted in `Debug`).
+/// Whether a librdkafka property holds a secret (redacted in `Debug`): librdkafka's own
+/// sensitive properties, and any name the sanitizer's key rules call a secret.
 pub fn is_sensitive_property(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    n.contains("password")
+    crate::sanitize::names_secret(name)
+        || n.contains("password")
         || n.contains("secret")
         || n.contains("sasl.username")
         || n.contains("jaas")
@@ -278,6 +280,7 @@ pub fn is_sensitive_property(name: &str) -> bool {
         || n.contains("key.pem")
         || n.contains("token")
         || n.contains("credential")
+        || n.contains("user.info")
 }
 
 struct RedactedProps<'a>(&'a BTreeMap<String, String>);
@@ -651,11 +654,16 @@ mod tests {
             .bootstrap_servers("h:1")
             .kafka_property("sasl.password", "hunter2-secret-value")
             .kafka_property("ssl.key.pem", "-----BEGIN PRIVATE KEY-----abc")
+            // Not librdkafka's, but passed along by users: names the key rules know.
+            .kafka_property("schema.registry.api.key", "apikey-value-1")
+            .kafka_property("basic.auth.user.info", "bob:basic-pass-2")
             .kafka_property("client.id", "visible");
         let c = resolve(&b, &BTreeMap::new()).unwrap();
         for text in [format!("{b:?}"), format!("{c:?}"), format!("{c:#?}")] {
             assert!(!text.contains("hunter2"), "{text}");
             assert!(!text.contains("BEGIN PRIVATE"), "{text}");
+            assert!(!text.contains("apikey-value-1"), "{text}");
+            assert!(!text.contains("basic-pass-2"), "{text}");
             assert!(text.contains("visible"), "{text}");
         }
     }

@@ -655,6 +655,11 @@ fn is_descriptive_key(normalized: &str) -> bool {
     SUFFIXES.iter().any(|s| normalized.ends_with(s))
 }
 
+/// Whether a key name names (or suggests) a secret, by the built-in key rules.
+pub(crate) fn names_secret(key: &str) -> bool {
+    classify_key(key, &[]).is_some()
+}
+
 /// Classifies a key name: `None` when it does not name a secret.
 fn classify_key(raw: &str, extra: &[String]) -> Option<(KeyStrength, &'static str)> {
     let words = key_words(raw);
