@@ -2318,4 +2318,34 @@ mod tests {
         assert!(Sanitizer::builder().extra_pattern("x", "(").is_err());
         assert_eq!(format!("{:?}", Secret::new("hunter2")), "[REDACTED]");
     }
+
+    /// Recorded in a tracing field (with `%` or `?`), a `Secret` is only its marker.
+    #[test]
+    fn secret_recorded_in_tracing_fields_is_the_marker() {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let token = Secret::new(String::from("ghp_live_value_123"));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(token = %token, debug = ?token, "login");
+        });
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(out.contains("token=[REDACTED] debug=[REDACTED]"), "{out}");
+        assert!(!out.contains("ghp_live_value_123"), "{out}");
+        assert_eq!(token.expose(), "ghp_live_value_123");
+    }
 }
