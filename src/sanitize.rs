@@ -219,6 +219,10 @@ fn builtin_rules() -> Vec<RuleDef> {
         ("twilio_api_key", r"\bSK[0-9a-fA-F]{32}\b".into(), Keywords(&["sk"]), t(0)),
         ("stripe_secret_key", r"\b[rs]k_(?:live|test|prod)_[A-Za-z0-9]{10,}".into(), Keywords(&["sk_live_", "rk_live_", "sk_test_", "rk_test_", "sk_prod_", "rk_prod_"]), t(0)),
         ("huggingface_token", r"\b(?:hf_|api_org_)[A-Za-z0-9]{34}\b".into(), Keywords(&["hf_", "api_org_"]), t(0)),
+        ("xai_api_key", r"\bxai-[A-Za-z0-9_]{70,90}\b".into(), Keywords(&["xai-"]), t(0)),
+        ("groq_api_key", r"\bgsk_[A-Za-z0-9]{48,56}\b".into(), Keywords(&["gsk_"]), t(0)),
+        ("perplexity_api_key", r"\bpplx-[A-Za-z0-9]{40,56}\b".into(), Keywords(&["pplx-"]), t(0)),
+        ("replicate_api_token", r"\br8_[A-Za-z0-9_\-]{30,45}\b".into(), Keywords(&["r8_"]), t(0)),
         ("mailchimp_api_key", r"\b[0-9a-f]{32}-us\d{1,2}\b".into(), Keywords(&["-us"]), t(0)),
         ("square_token", r"\b(?:EAAA|sq0atp-|sq0csp-)[A-Za-z0-9_\-]{22,60}".into(), Keywords(&["eaaa", "sq0atp-", "sq0csp-"]), t(0)),
         ("azure_ad_client_secret", r"(?:^|[^A-Za-z0-9_~.])(?P<secret>[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.\-]{31,34})".into(), Keywords(&["q~"]), t(0)),
@@ -232,11 +236,14 @@ fn builtin_rules() -> Vec<RuleDef> {
         ("jwt", r"\b(?:eyJ|ewogIC|ewoid)[A-Za-z0-9_\-]{10,}={0,2}\.(?:eyJ|ewo)[A-Za-z0-9_\-]{10,}={0,2}(?:\.(?:[A-Za-z0-9_\-]{8,}={0,2})?)?".into(), Keywords(&["eyj", "ewogic", "ewoid"]), t(0)),
         ("bearer_token", r"(?i)\bbearer[ \t]+(?P<secret>[A-Za-z0-9\-._~+/]{8,}=*)".into(), Keywords(&["bearer"]), Credential),
         ("cli_basic_auth_password", r#"(?:[ \t]-u|--user)(?:[ \t]+|=)['"]?(?P<user>[^\s:'"]+):(?P<secret>[^\s'"]+)"#.into(), Keywords(&["-u", "--user"]), CliUser),
+        ("cli_password", r#"\b(?:mysql|mysqldump|mysqladmin|mariadb)\b[^\n|;&]*?[ \t]-p(?P<secret>[^\s'"\-][^\s'"]*)"#.into(), Keywords(&["mysql", "mariadb"]), Password),
+        ("cli_password", r#"\bsshpass[ \t]+-p[ \t]*(?:'(?P<vq3>[^'\n]+)'|"(?P<vq2>[^"\n]+)"|(?P<vu>[^\s'"]+))"#.into(), Keywords(&["sshpass"]), Password),
+        ("cli_password", r#"\bredis-cli\b[^\n|;&]*?[ \t]-a[ \t]+(?:'(?P<vq3>[^'\n]+)'|"(?P<vq2>[^"\n]+)"|(?P<vu>[^\s'"]+))"#.into(), Keywords(&["redis-cli"]), Password),
         ("basic_auth", r"(?i)\bbasic[ \t]+(?P<secret>[A-Za-z0-9+/]{8,}={0,3})".into(), Keywords(&["basic"]), Credential),
         ("authorization", r#"(?i)\b(?:proxy-)?authorization\\?["']?[ \t]{0,3}[:=][ \t]{0,3}\\?["']?(?P<secret>(?:[A-Za-z]+[ \t]+)?[^\s"',;\\]{6,})"#.into(), Keywords(&["authorization"]), Credential),
         ("api_key_header", r#"(?i)\b(?:x-[a-z\-]*)?(?:api-?key|private-token|x-auth-token|apikey)\\?["']?[ \t]{0,3}:[ \t]{0,3}\\?["']?(?P<secret>[^\s"',;\\]{6,})"#.into(), Keywords(&["api-key", "apikey", "api_key", "private-token", "x-auth-token"]), Credential),
         ("url_password", r#"\b[a-zA-Z][a-zA-Z0-9+.\-]{1,20}://(?P<user>[^\s:/@"'<>]*):(?P<secret>[^\s@/"'<>]+)@"#.into(), Keywords(&["://"]), Password),
-        ("connection_string_password", r#"(?i)(?:^|[;?&\s"',])(?:password|pwd|passwd)[ \t]*=[ \t]*(?P<secret>[^;&"'\s,]+)"#.into(), Keywords(&["password", "pwd", "passwd"]), Password),
+        ("connection_string_password", r#"(?i)(?:^|[;?&\s"',])(?:password|pwd|passwd)[ \t]*=[ \t]*(?P<secret>\{(?:[^}\n]|\}\})*\}|[^;&"'\s,]+)"#.into(), Keywords(&["password", "pwd", "passwd"]), Password),
         ("connection_string_password", r#"(?i)jdbc:oracle:[a-z0-9]+:(?P<user>[^/\s:@"']+)/(?P<secret>[^@\s"']+)@"#.into(), Keywords(&["jdbc:oracle:"]), Password),
         ("jaas_password", r#"(?i)password[ \t]*=[ \t]*\\?["'](?P<secret>[^"'\\]+)\\?["']"#.into(), Keywords(&["password"]), Password),
         ("secret_context", r#"(?i)\b(?P<ctx>pass(?:word|wd|phrase)?|pwd|shared[ _\-]?(?:value|secret|key)|hmac(?:[ _\-]?(?:key|secret))?|signing[ _\-]?(?:key|secret))[ \t]+(?:(?:is|was|to|of)[ \t]+)?(?:'(?P<vq3>[^'\s]{6,200})'|"(?P<vq2>[^"\s]{6,200})"|`(?P<vq1>[^`\s]{6,200})`|(?P<vu>[^\s"'`,;]{16,200}))"#.into(), Keywords(&["pass", "pwd", "shared", "hmac", "signing"]), ContextWord),
@@ -245,7 +252,17 @@ fn builtin_rules() -> Vec<RuleDef> {
     let attribute_rule = format!(
         r#"(?i:key|name)[ \t]*=[ \t]*["'](?P<key>{KEY_NAME})["'][ \t]+(?i:value)[ \t]*=[ \t]*(?:"(?P<vq2>[^"\n]*)"|'(?P<vq3>[^'\n]*)')"#
     );
+    let env_list_rule = format!(
+        r#"(?i:name):[ \t]*["']?(?P<key>{KEY_NAME})["']?[ \t]*\r?\n[ \t]*(?i:value):[ \t]*"#
+    );
     let keyed: Vec<RuleDef> = vec![
+        (
+            "secret_key_value",
+            env_list_rule,
+            Keywords(&["value:"]),
+            KeyValue,
+            Syntax::Assignment,
+        ),
         (
             "secret_key_value",
             attribute_rule,
@@ -1007,7 +1024,7 @@ static TEMPLATE: Lazy<Regex> = Lazy::new(|| {
 const STATUS_WORDS: &[&str] = &[
     "required", "missing", "invalid", "expired", "empty", "unset", "hidden", "masked", "present",
     "provided", "ok", "disabled", "enabled", "optional", "unknown", "default", "n/a", "none",
-    "set", "not set", "revoked", "rotated", "todo", "tbd",
+    "set", "not set", "revoked", "rotated", "todo", "tbd", "yes", "no",
 ];
 
 /// Secret words used as the value of their own key (`token: 'token'`, `secret=SECRET`).
@@ -1219,7 +1236,14 @@ fn key_value_ok(value: &str, strength: KeyStrength, password_like: bool, unquote
         return false;
     }
     match strength {
-        KeyStrength::Weak => looks_random(v),
+        // `X-Hub-Signature-256: sha256=<hex>`: the digest of one payload, not a key.
+        KeyStrength::Weak => {
+            let l = v.to_ascii_lowercase();
+            looks_random(v)
+                && !["sha1=", "sha256=", "sha512=", "md5="]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+        }
         KeyStrength::Strong => {
             // `token: expired`, `secret: Unauthorized`: one short word is prose.
             let b = v.as_bytes();
@@ -1701,7 +1725,18 @@ impl Sanitizer {
             }
             Check::Password => {
                 let user = caps.name("user").map_or("", |u| u.as_str());
-                if looks_fake(value) || is_path(value) || is_reference(value) || user == value {
+                // `postgres://user:password@localhost` in usage text (curl's list), and
+                // `password=password)`, which passes a variable on.
+                let word = matches!(
+                    trim_unbalanced(value).to_ascii_lowercase().as_str(),
+                    "password" | "passwd" | "pass" | "pwd"
+                );
+                if word
+                    || looks_fake(value)
+                    || is_path(value)
+                    || is_reference(value)
+                    || user == value
+                {
                     return None;
                 }
                 rule.kind
@@ -1717,7 +1752,12 @@ impl Sanitizer {
                 let key = caps.name("key").map_or("", |k| k.as_str());
                 // `arn:aws:secretsmanager:eu-west-1:...`: a name, not `key: value`.
                 let key_start = caps.name("key").map_or(start, |k| k.start());
-                if in_resource_name(text, key_start) {
+                // `https://x-access-token:<t>@host` is a URL's user and password (the URL
+                // rule's), not `key: value`; `password=password` passes a variable on.
+                if in_resource_name(text, key_start)
+                    || text[..key_start].ends_with("://")
+                    || value.eq_ignore_ascii_case(key)
+                {
                     return None;
                 }
                 let (strength, kind) = classify_key(key, &self.inner.extra_keys)?;
@@ -2103,6 +2143,16 @@ mod tests {
             ("url=jdbc:oracle:thin:scott/Tg7pLq2xVb9@//db:1521/ORCL", "Tg7pLq2xVb9"),
             (r#"<add key="SmtpPassword" value="Hq8ZvL2mX9pR" />"#, "Hq8ZvL2mX9pR"),
             (r#"<property name='db.password' value='Wm3xRk29fLq8'/>"#, "Wm3xRk29fLq8"),
+            // A Kubernetes env list; ODBC's braced value with `;` and `}}` inside.
+            ("env:\n  - name: DB_PASSWORD\n    value: \"Pz4n;Q8rT2v\"\n", "Pz4n;Q8rT2v"),
+            ("Driver={ODBC};Server=db;PWD={Yw9b;q1A}}de};Encrypt=yes", "q1A}}de"),
+            // Command-line clients whose password flag is their own.
+            ("+ mysql -h db -u root -pj12pXog3gd1 -e 'SHOW DATABASES'", "j12pXog3gd1"),
+            ("sshpass -p 'QoBbwJ0pvw' ssh deploy@10.0.4.17", "QoBbwJ0pvw"),
+            ("redis-cli -h cache -p 6379 -a AxBaQ30vb0vfSS9 INFO", "AxBaQ30vb0vfSS9"),
+            // More provider prefixes.
+            ("key=xai-2detExG9b6yBvyfB7BLw88ZnWBo2zVQcwDKJdewprSeOV7RRnrOzha0Fm6a9CAIBJMI3PTModGVUk9jl", "xai-2detExG9b6yB"),
+            ("GROQ gsk_Zq8vT2mK9pL4xW7rYb3nD6sF1hJ5cA0eQZq8vT2mK9pL4xW7r", "gsk_Zq8vT2mK9pL4"),
         ];
         for (text, secret) in positives {
             let out = s.sanitize_str(text);
@@ -2133,6 +2183,11 @@ mod tests {
             // Resource names, hints about a key, pagination tokens.
             "GetSecretValue arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbC123 ok",
             "api_key_last4=7f3c owner=payments",
+            // Usage text, MySQL's own error text, a webhook's payload digest, a variable.
+            "Usage: myapp --db-url postgres://user:password@localhost:5432/mydb",
+            "Access denied for user 'app'@'10.0.4.17' (using password: YES)",
+            "X-Hub-Signature-256: sha256=85cfda040f127f0379c6ded31214ac5dcf8a9f999b6e610988d1c15466fb4cf4",
+            "psycopg2.connect(host=host, password=password)",
             r#"{"nextPageToken":"Jx9fQ2mLz8Vb4Nq7Rt1Wy6Hs3Kp","pageSize":100}"#,
             // curl placeholders.
             "curl -u guest:guest http://a; curl -u <name:secret> http://b; curl --user ops:[TOKEN] c",
