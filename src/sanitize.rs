@@ -239,6 +239,7 @@ fn builtin_rules() -> Vec<RuleDef> {
         ("cli_password", r#"\b(?:mysql|mysqldump|mysqladmin|mariadb)\b[^\n|;&]*?[ \t]-p(?P<secret>[^\s'"\-][^\s'"]*)"#.into(), Keywords(&["mysql", "mariadb"]), Password),
         ("cli_password", r#"\bsshpass[ \t]+-p[ \t]*(?:'(?P<vq3>[^'\n]+)'|"(?P<vq2>[^"\n]+)"|(?P<vu>[^\s'"]+))"#.into(), Keywords(&["sshpass"]), Password),
         ("cli_password", r#"\bredis-cli\b[^\n|;&]*?[ \t]-a[ \t]+(?:'(?P<vq3>[^'\n]+)'|"(?P<vq2>[^"\n]+)"|(?P<vu>[^\s'"]+))"#.into(), Keywords(&["redis-cli"]), Password),
+        ("confluent_api_secret", r"\bconfluent[ \t]+api-key[ \t]+store[ \t]+(?P<user>[A-Za-z0-9]{16})[ \t]+(?P<secret>[A-Za-z0-9+/]{64})".into(), Keywords(&["confluent"]), Password),
         ("basic_auth", r"(?i)\bbasic[ \t]+(?P<secret>[A-Za-z0-9+/]{8,}={0,3})".into(), Keywords(&["basic"]), Credential),
         ("authorization", r#"(?i)\b(?:proxy-)?authorization\\?["']?[ \t]{0,3}[:=][ \t]{0,3}\\?["']?(?P<secret>(?:[A-Za-z]+[ \t]+)?[^\s"',;\\]{6,})"#.into(), Keywords(&["authorization"]), Credential),
         ("api_key_header", r#"(?i)\b(?:x-[a-z\-]*)?(?:api-?key|private-token|x-auth-token|apikey)\\?["']?[ \t]{0,3}:[ \t]{0,3}\\?["']?(?P<secret>[^\s"',;\\]{6,})"#.into(), Keywords(&["api-key", "apikey", "api_key", "private-token", "x-auth-token"]), Credential),
@@ -664,6 +665,9 @@ fn is_descriptive_key(normalized: &str) -> bool {
         "suffix",
         "domain",
         "last4",
+        "arn",
+        "source",
+        "process",
         "hint",
         "masked",
         "preview",
@@ -1235,6 +1239,10 @@ fn key_value_ok(value: &str, strength: KeyStrength, password_like: bool, unquote
     if looks_fake(v) || is_date_like(v) || is_version_like(v) || is_path(v) || is_reference(v) {
         return false;
     }
+    // `arn:aws:secretsmanager:...`: where a secret is kept, not the secret.
+    if v.starts_with("arn:") {
+        return false;
+    }
     match strength {
         // `X-Hub-Signature-256: sha256=<hex>`: the digest of one payload, not a key.
         KeyStrength::Weak => {
@@ -1310,13 +1318,20 @@ fn parse_value(text: &str, i: usize, syntax: Syntax) -> Option<Found> {
             (b[j] == b'\'').then(|| quoted(s, j, j + 1))
         }
         _ => {
+            // `key = value` / `key: value` (a blank before the value) is a config line, not
+            // a query string: `&`, `,` and `;` belong to the value, bar one at its end.
+            let spaced = i > 0 && matches!(b[i - 1], b' ' | b'\t');
             let stops: &[char] = match syntax {
                 Syntax::Flag => &['"', '\'', '`', ';', '|', '&'],
+                _ if spaced => &['"', '\'', '\\'],
                 _ => &['"', '\'', ',', ';', '&', '\\'],
             };
-            let end = text[i..]
+            let mut end = text[i..]
                 .find(|c: char| c.is_whitespace() || stops.contains(&c))
                 .map_or(text.len(), |p| i + p);
+            if spaced && end > i + 1 && matches!(b[end - 1], b',' | b';') {
+                end -= 1;
+            }
             (end > i).then_some(Found {
                 start: i,
                 end,
@@ -2153,6 +2168,10 @@ mod tests {
             // More provider prefixes.
             ("key=xai-2detExG9b6yBvyfB7BLw88ZnWBo2zVQcwDKJdewprSeOV7RRnrOzha0Fm6a9CAIBJMI3PTModGVUk9jl", "xai-2detExG9b6yB"),
             ("GROQ gsk_Zq8vT2mK9pL4xW7rYb3nD6sF1hJ5cA0eQZq8vT2mK9pL4xW7r", "gsk_Zq8vT2mK9pL4"),
+            // A config line keeps `&`, `;` and `,` inside the value.
+            ("[config] mysql.passwd = abCdef&35-fhQczBK", "35-fhQczBK"),
+            ("db_password: abCdef;35-fhQczBK, user: bob", "35-fhQczBK"),
+            ("confluent api-key store JP3MIO5O7UFVJ1WW s/p5XEF/fuTQhjpGhUl3AScsGsTfEWgFSnfBP1my1n4lASOkszPq8hVtRV9Kyi+d --resource lkc-1", "s/p5XEF/fuTQhjpG"),
         ];
         for (text, secret) in positives {
             let out = s.sanitize_str(text);
@@ -2188,6 +2207,8 @@ mod tests {
             "Access denied for user 'app'@'10.0.4.17' (using password: YES)",
             "X-Hub-Signature-256: sha256=85cfda040f127f0379c6ded31214ac5dcf8a9f999b6e610988d1c15466fb4cf4",
             "psycopg2.connect(host=host, password=password)",
+            "credential_source = Ec2InstanceMetadata",
+            r#"{"secret_arn":"arn:aws:secretsmanager:us-east-1:599277692184:secret:prod/db-AbC123"}"#,
             r#"{"nextPageToken":"Jx9fQ2mLz8Vb4Nq7Rt1Wy6Hs3Kp","pageSize":100}"#,
             // curl placeholders.
             "curl -u guest:guest http://a; curl -u <name:secret> http://b; curl --user ops:[TOKEN] c",
