@@ -14,9 +14,9 @@
 //!
 //! | batch        | time per batch | throughput               |
 //! |--------------|----------------|--------------------------|
-//! | (a) clean    | 25.7 µs        | 236 MiB/s = 247 MB/s     |
-//! | (b) mixed    | 86.2 µs        | 70.1 MiB/s = 73.5 MB/s   |
-//! | (c) json     | 25.3 µs        | 240 MiB/s = 251 MB/s     |
+//! | (a) clean    | 26.5 µs        | 229 MiB/s = 240 MB/s     |
+//! | (b) mixed    | 86.1 µs        | 70.2 MiB/s = 73.6 MB/s   |
+//! | (c) json     | 24.5 µs        | 248 MiB/s = 260 MB/s     |
 //!
 //! The high-entropy rule (quoted hex/base64 strings) added on 2026-11-28 costs about 6 µs
 //! per batch: the batch quotes 12 UUIDs, 4 trace ids and 4 commit SHAs, each of which is
