@@ -236,7 +236,7 @@ fn builtin_rules() -> Vec<RuleDef> {
         ("jwt", r"\b(?:eyJ|ewogIC|ewoid)[A-Za-z0-9_\-]{10,}={0,2}\.(?:eyJ|ewo)[A-Za-z0-9_\-]{10,}={0,2}(?:\.(?:[A-Za-z0-9_\-]{8,}={0,2})?)?".into(), Keywords(&["eyj", "ewogic", "ewoid"]), t(0)),
         ("bearer_token", r"(?i)\bbearer[ \t]+(?P<secret>[A-Za-z0-9\-._~+/]{8,}=*)".into(), Keywords(&["bearer"]), Credential),
         ("cli_basic_auth_password", r#"(?:[ \t]-u|--user)(?:[ \t]+|=)['"]?(?P<user>[^\s:'"]+):(?P<secret>[^\s'"]+)"#.into(), Keywords(&["-u", "--user"]), CliUser),
-        ("cli_password", r#"\b(?:mysql|mysqldump|mysqladmin|mariadb)\b[^\n|;&]*?[ \t]-p(?P<secret>[^\s'"\-][^\s'"]*)"#.into(), Keywords(&["mysql", "mariadb"]), Password),
+        ("cli_password", r#"(?:^|[\s;&|(])(?:mysql|mysqldump|mysqladmin|mariadb)[ \t][^\n|;&]*?[ \t]-p(?P<secret>[^\s'"\-][^\s'"]*)"#.into(), Keywords(&["mysql", "mariadb"]), Password),
         ("cli_password", r#"\bsshpass[ \t]+-p[ \t]*(?:'(?P<vq3>[^'\n]+)'|"(?P<vq2>[^"\n]+)"|(?P<vu>[^\s'"]+))"#.into(), Keywords(&["sshpass"]), Password),
         ("cli_password", r#"\bredis-cli\b[^\n|;&]*?[ \t]-a[ \t]+(?:'(?P<vq3>[^'\n]+)'|"(?P<vq2>[^"\n]+)"|(?P<vu>[^\s'"]+))"#.into(), Keywords(&["redis-cli"]), Password),
         ("confluent_api_secret", r"\bconfluent[ \t]+api-key[ \t]+store[ \t]+(?P<user>[A-Za-z0-9]{16})[ \t]+(?P<secret>[A-Za-z0-9+/]{64})".into(), Keywords(&["confluent"]), Password),
@@ -888,6 +888,11 @@ fn label_before(text: &str, q: usize) -> Option<&str> {
             i -= 1;
             match b[i] {
                 b'[' => break,
+                // An item of the list (which may hold a marker's `]`): back over it whole.
+                q @ (b'"' | b'\'') => match b[floor..i].iter().rposition(|&c| c == q) {
+                    Some(p) => i = floor + p,
+                    None => return None,
+                },
                 b']' | b'{' | b'}' | b'\n' | b'(' | b')' => return None,
                 _ => {}
             }
@@ -989,6 +994,10 @@ const IDENTIFIER_LABELS: &[&str] = &[
     "base64",
 ];
 
+/// Label words that only say how a value is encoded (exempt unless the label also says
+/// "key", "secret", ...).
+const ENCODING_LABELS: &[&str] = &["b64", "base64", "blob"];
+
 /// Whether the quoted value whose quote is at `q` is kept by the high-entropy rule: its
 /// label is exempt, or it is a public member of a JSON Web Key.
 fn exempt_quoted(text: &str, q: usize, extra: &[String]) -> bool {
@@ -1009,9 +1018,16 @@ fn exempt_label(label: &str, extra: &[String]) -> bool {
             .iter()
             .any(|l| w == *l || (l.len() > 2 && w.ends_with(l)))
     };
-    words.iter().any(|w| names_identifier(w))
-        || names_identifier(&n)
-        || is_descriptive_key(&n)
+    // A session id is a bearer credential; `unseal_key_b64` names a key in base64.
+    let credential = words
+        .iter()
+        .any(|w| matches!(w.as_str(), "session" | "sid"))
+        || (words.iter().any(|w| ENCODING_LABELS.contains(&w.as_str()))
+            && words.iter().any(|w| KEY_GATE.iter().any(|g| w.contains(g))));
+    !credential
+        && (words.iter().any(|w| names_identifier(w))
+            || names_identifier(&n)
+            || is_descriptive_key(&n))
         || NOT_SECRET_KEY_PARTS.iter().any(|p| n.contains(p))
         || classify_key(label, extra).is_some()
 }
@@ -1329,8 +1345,18 @@ fn parse_value(text: &str, i: usize, syntax: Syntax) -> Option<Found> {
             let mut end = text[i..]
                 .find(|c: char| c.is_whitespace() || stops.contains(&c))
                 .map_or(text.len(), |p| i + p);
-            if spaced && end > i + 1 && matches!(b[end - 1], b',' | b';') {
-                end -= 1;
+            if spaced {
+                // ... but not the next key of a line without blanks (`pw: x,role: admin`).
+                static NEXT_KEY: Lazy<Regex> = Lazy::new(|| {
+                    Regex::new(r"[,;&][A-Za-z_][A-Za-z0-9_.\-]*[ \t]*[:=]")
+                        .expect("next-key pattern compiles")
+                });
+                if let Some(m) = NEXT_KEY.find(&text[i..end]) {
+                    end = i + m.start();
+                }
+                if end > i + 1 && matches!(b[end - 1], b',' | b';') {
+                    end -= 1;
+                }
             }
             (end > i).then_some(Found {
                 start: i,
@@ -1770,7 +1796,7 @@ impl Sanitizer {
                 // `https://x-access-token:<t>@host` is a URL's user and password (the URL
                 // rule's), not `key: value`; `password=password` passes a variable on.
                 if in_resource_name(text, key_start)
-                    || text[..key_start].ends_with("://")
+                    || (text[..key_start].ends_with("://") && value.contains('@'))
                     || value.eq_ignore_ascii_case(key)
                 {
                     return None;
@@ -2171,6 +2197,7 @@ mod tests {
             // A config line keeps `&`, `;` and `,` inside the value.
             ("[config] mysql.passwd = abCdef&35-fhQczBK", "35-fhQczBK"),
             ("db_password: abCdef;35-fhQczBK, user: bob", "35-fhQczBK"),
+            ("user: bob,password: hunter2x,role: admin", "hunter2x"),
             ("confluent api-key store JP3MIO5O7UFVJ1WW s/p5XEF/fuTQhjpGhUl3AScsGsTfEWgFSnfBP1my1n4lASOkszPq8hVtRV9Kyi+d --resource lkc-1", "s/p5XEF/fuTQhjpG"),
         ];
         for (text, secret) in positives {
@@ -2208,6 +2235,9 @@ mod tests {
             "X-Hub-Signature-256: sha256=85cfda040f127f0379c6ded31214ac5dcf8a9f999b6e610988d1c15466fb4cf4",
             "psycopg2.connect(host=host, password=password)",
             "credential_source = Ec2InstanceMetadata",
+            // `mysql` in a path or an image name is not the client.
+            "find /var/lib/mysql -name '*.ibd' -print",
+            "docker run --name db mysql:8 -port 3306",
             r#"{"secret_arn":"arn:aws:secretsmanager:us-east-1:599277692184:secret:prod/db-AbC123"}"#,
             r#"{"nextPageToken":"Jx9fQ2mLz8Vb4Nq7Rt1Wy6Hs3Kp","pageSize":100}"#,
             // curl placeholders.
@@ -2252,6 +2282,8 @@ mod tests {
             format!(r#"{{"blob":"x","v":"{b64}"}}"#),
             format!(r#"{{\"v\":\"{hex}\"}}"#),
             format!(r#"items: ["a", "{hex}"]"#),
+            format!(r#"sessionId: "{hex}""#),
+            format!(r#"unseal_key_b64: "{b64}""#),
         ];
         for text in &redacted {
             let out = s.sanitize_str(text);
@@ -2267,6 +2299,7 @@ mod tests {
             format!(r#"SRCREV_foo = "{hex}""#),
             format!(r#"{{"commitSha": "{hex}", "md5": "{hex}"}}"#),
             format!(r#"{{"request_ids": ["{hex}", "{hex}"]}}"#),
+            format!(r#"request_ids: ["a]b", "{hex}"]"#),
             format!(r#"public_key = "{b64}""#),
             format!(r#"{{"ETag":"\"{hex}\""}}"#),
             format!(r#"If-None-Match: W/"{hex}""#),

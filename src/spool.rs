@@ -278,23 +278,19 @@ impl Spool {
         wait: Duration,
     ) -> Result<Spool, SpoolError> {
         let slot = |n: u32| -> PathBuf {
-            if n == 0 {
-                return base.to_owned();
-            }
             let mut name = base.file_name().unwrap_or_default().to_owned();
             name.push(format!(".{n}"));
             base.with_file_name(name)
         };
-        let mut opened = Err(SpoolError::Locked {
-            dir: base.to_owned(),
-            pid: None,
-        });
-        for n in 0..slots.max(1) {
-            let wait = if n == 0 { wait } else { Duration::ZERO };
-            opened = Spool::open_waiting(slot(n), limits.clone(), wait);
-            match &opened {
-                Err(SpoolError::Locked { .. }) => continue,
-                _ => break,
+        // The configured directory's own error is the one to report; a sibling that cannot
+        // be used (not a directory, no permission) only means trying the next.
+        let mut opened = Spool::open_waiting(base, limits.clone(), wait);
+        if matches!(opened, Err(SpoolError::Locked { .. })) {
+            for n in 1..slots {
+                if let Ok(spool) = Spool::open_waiting(slot(n), limits.clone(), Duration::ZERO) {
+                    opened = Ok(spool);
+                    break;
+                }
             }
         }
         let mut spool = opened?;
@@ -322,9 +318,14 @@ impl Spool {
         ids.sort_unstable();
         for id in ids {
             let from = other.join(SegmentId(id).to_string());
+            // Only what fits: the rest waits in the sibling for a later owner, rather than
+            // filling this spool and refusing the events of the next outage.
+            let len = fs::metadata(&from).map_or(0, |m| m.len());
+            if self.total + len > self.limits.max_bytes {
+                break;
+            }
             let to = self.segment_path(self.next_id);
             if fs::rename(&from, &to).is_ok() {
-                let len = fs::metadata(&to).map_or(0, |m| m.len());
                 self.segments.insert(self.next_id, len);
                 self.total += len;
                 self.next_id += 1;
@@ -749,6 +750,9 @@ fn lock_dir(dir: &Path, wait: Duration) -> Result<File, SpoolError> {
                     pid,
                 });
             }
+            // A platform or file system without locks: one owner per directory is then
+            // the deployer's to ensure, as before locks.
+            Err(fs::TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => break,
             Err(fs::TryLockError::Error(e)) => return Err(e.into()),
         }
     }
@@ -1202,6 +1206,37 @@ mod tests {
         let _e = open(2).unwrap();
         let err = open(2).unwrap_err();
         assert!(matches!(err, SpoolError::Locked { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn adoption_stays_within_the_size_limit_and_unusable_siblings_are_skipped() {
+        let root = tempfile::tempdir().unwrap();
+        let base = root.path().join("svc");
+        let small = limits(3 * frame(11), 1024);
+        let open = || Spool::open_slot(&base, small.clone(), 4, Duration::ZERO);
+        let mut a = open().unwrap();
+        a.append(&payload(9)).unwrap();
+        // `svc.1` is a file, not a directory: the next slot is used.
+        fs::write(root.path().join("svc.1"), b"x").unwrap();
+        let mut b = open().unwrap();
+        assert_eq!(b.dir(), root.path().join("svc.2"));
+        for i in 0..3 {
+            b.append(&payload(i)).unwrap();
+            b.sync().unwrap();
+            b.seal();
+        }
+        drop(b);
+        drop(a);
+        // The owner of `svc` holds one record: of the three one-record segments of `svc.2`
+        // only two fit; the third stays there for a later owner.
+        let mut d = open().unwrap();
+        assert!(d.bytes() <= 3 * frame(11), "{}", d.bytes());
+        assert_eq!(drain(&mut d), vec![payload(9), payload(0), payload(1)]);
+        let left = fs::read_dir(root.path().join("svc.2"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name() != LOCK_FILE)
+            .count();
+        assert_eq!(left, 1);
     }
 
     #[test]
