@@ -194,7 +194,7 @@ fn builtin_rules() -> Vec<RuleDef> {
     let key_rule =
         format!(r#"(?P<key>{KEY_NAME})(?:\\?["'])?\]?[ \t]{{0,3}}(?::=|=>|=|:)[ \t]{{0,3}}"#);
     let call_rule = format!(
-        r#"\([ \t]*\\?["'](?P<key>{KEY_NAME})\\?["'][ \t]*,[ \t]*(?:"(?P<vq2>[^"\n]*)"|'(?P<vq3>[^'\n]*)')"#
+        r#"\([ \t]*\\?["'](?P<key>{KEY_NAME})\\?["'][ \t]*,[ \t]*(?:"(?P<vq2>(?:[^"\\\n]|\\.)*)"|'(?P<vq3>[^'\n]*)')"#
     );
     let xml_rule = format!(r"<(?P<key>{KEY_NAME})>(?P<vu>[^<>\n]{{1,500}})</");
     let flag_rule = format!(r#"(?:^|[ \t])--?(?P<key>{KEY_NAME})[ \t]+"#);
@@ -2157,8 +2157,10 @@ mod tests {
             // A word ending in `pass` names a password; `]` after a quoted key is an index.
             ("mysql_pass: Tr0ub4dor&3x", "Tr0ub4dor"),
             (r#"app.config["SECRET_KEY"] = "q8Zr2vLm5NxT7wPb""#, "q8Zr2vLm5NxT7wPb"),
-            // A key quoted as the first argument of a call, the value as the second.
+            // A key quoted as the first argument of a call, the value as the second (also
+            // with escaped quotes inside).
             (r#"env.get("db_password", "Vx93kLq0Zt")"#, "Vx93kLq0Zt"),
+            (r#"props.put("sasl.jaas.config", "ScramLoginModule required username=\"orders\" password=\"Zq8vT2mK9pL4\";");"#, "Zq8vT2mK9pL4"),
             // An XML element and a command-line flag.
             ("<apiToken>Rk29fLq8Wm3x</apiToken>", "Rk29fLq8Wm3x"),
             ("deploy --db-password Pz4nQ8rT2v", "Pz4nQ8rT2v"),
