@@ -235,17 +235,7 @@ impl Spool {
         // Lock first: the segments are only ours to read once nobody else writes them.
         let lock = lock_dir(&dir, wait)?;
 
-        let mut segments = BTreeMap::new();
-        for entry in fs::read_dir(&dir)? {
-            let entry = entry?;
-            let Some(id) = entry.file_name().to_str().and_then(parse_segment_name) else {
-                continue;
-            };
-            let meta = fs::metadata(entry.path())?;
-            if meta.is_file() {
-                segments.insert(id, meta.len());
-            }
-        }
+        let segments = scan_segments(&dir)?;
         let total = segments.values().sum();
         let next_id = segments
             .keys()
@@ -268,9 +258,9 @@ impl Spool {
     /// Opens the first free of `base`, `base.1`, ... `base.<slots - 1>`: several instances of
     /// a service on one host can share one configured directory. `base` gets `wait` (it is
     /// where a restarted single instance finds its spool; [`LOCK_WAIT`] is a good value),
-    /// the others none. The
-    /// segments of every other slot that nobody holds (an instance that crashed, or is no
-    /// longer started) are moved into the opened spool, so they are replayed too.
+    /// the others none. The segments of every other slot that nobody holds (an instance
+    /// that crashed, or is no longer started) are moved into the opened spool, as far as
+    /// its size limit allows, so they are replayed too.
     pub fn open_slot(
         base: &Path,
         limits: SpoolLimits,
@@ -309,18 +299,13 @@ impl Spool {
         let Ok(_lock) = lock_dir(other, Duration::ZERO) else {
             return;
         };
-        let Ok(entries) = fs::read_dir(other) else {
+        let Ok(segments) = scan_segments(other) else {
             return;
         };
-        let mut ids: Vec<u64> = entries
-            .filter_map(|e| e.ok()?.file_name().to_str().and_then(parse_segment_name))
-            .collect();
-        ids.sort_unstable();
-        for id in ids {
+        for (id, len) in segments {
             let from = other.join(SegmentId(id).to_string());
             // Only what fits: the rest waits in the sibling for a later owner, rather than
             // filling this spool and refusing the events of the next outage.
-            let len = fs::metadata(&from).map_or(0, |m| m.len());
             if self.total + len > self.limits.max_bytes {
                 break;
             }
@@ -721,6 +706,22 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(not(unix))]
 fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
+}
+
+/// The segment files in `dir` and their sizes, by id.
+fn scan_segments(dir: &Path) -> io::Result<BTreeMap<u64, u64>> {
+    let mut segments = BTreeMap::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let Some(id) = entry.file_name().to_str().and_then(parse_segment_name) else {
+            continue;
+        };
+        let meta = fs::metadata(entry.path())?;
+        if meta.is_file() {
+            segments.insert(id, meta.len());
+        }
+    }
+    Ok(segments)
 }
 
 /// Takes the exclusive lock of `dir/LOCK`, retrying for `wait`, and writes this process's
