@@ -757,7 +757,6 @@ fn is_high_entropy(v: &str) -> bool {
         return false;
     }
     let (mut digit, mut alpha, mut hex) = (false, false, true);
-    let mut counts = [0u32; 128];
     let mut run = 1;
     for (i, &c) in b.iter().enumerate() {
         if !is_base64_byte(c) {
@@ -775,27 +774,24 @@ fn is_high_entropy(v: &str) -> bool {
         if run >= 10 {
             return false;
         }
-        counts[usize::from(c)] += 1;
     }
     if !digit || !alpha {
         return false;
     }
-    let len = b.len() as f64;
-    let entropy: f64 = counts
-        .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| {
-            let p = f64::from(c) / len;
-            -p * p.log2()
-        })
-        .sum();
     if hex {
-        return entropy > 3.0;
+        return entropy(b) > 3.0;
     }
     let integrity = ["sha1-", "sha256-", "sha384-", "sha512-", "md5-"]
         .iter()
         .any(|p| b[..p.len()].eq_ignore_ascii_case(p.as_bytes()));
-    !integrity && entropy > 4.5
+    !integrity && entropy(b) > 4.5
+}
+
+/// The high-entropy rule's verdict on a value: [`is_high_entropy`] and not a placeholder
+/// ([`looks_fake`]). Its gate tests only the first (the label check is cheaper than the
+/// placeholder test).
+fn is_random_secret(v: &str) -> bool {
+    is_high_entropy(v) && !looks_fake(v)
 }
 
 /// `8-4-4-4-12` hex digits.
@@ -988,14 +984,11 @@ const IDENTIFIER_LABELS: &[&str] = &[
     "page",
     "offset",
     "object",
-    "blob",
     "tree",
-    "b64",
-    "base64",
 ];
 
-/// Label words that only say how a value is encoded (exempt unless the label also says
-/// "key", "secret", ...).
+/// Label words that only say how a value is encoded: exempt like [`IDENTIFIER_LABELS`]
+/// unless the label also says "key", "secret", ...
 const ENCODING_LABELS: &[&str] = &["b64", "base64", "blob"];
 
 /// Whether the quoted value whose quote is at `q` is kept by the high-entropy rule: its
@@ -1016,6 +1009,7 @@ fn exempt_label(label: &str, extra: &[String]) -> bool {
     let names_identifier = |w: &str| {
         IDENTIFIER_LABELS
             .iter()
+            .chain(ENCODING_LABELS)
             .any(|l| w == *l || (l.len() > 2 && w.ends_with(l)))
     };
     // A session id is a bearer credential; `unseal_key_b64` names a key in base64.
@@ -1860,10 +1854,7 @@ impl Sanitizer {
             }
             Check::HighEntropy => {
                 let quote = caps.get(0).map_or(start, |m| m.start());
-                if exempt_quoted(text, quote, &self.inner.extra_keys)
-                    || !is_high_entropy(value)
-                    || looks_fake(value)
-                {
+                if exempt_quoted(text, quote, &self.inner.extra_keys) || !is_random_secret(value) {
                     return None;
                 }
                 rule.kind
@@ -2042,8 +2033,7 @@ impl Sanitizer {
         match value {
             Value::String(s) => {
                 let random = label.is_some_and(|l| {
-                    is_high_entropy(s)
-                        && !looks_fake(s)
+                    is_random_secret(s)
                         && !exempt_label(l, &self.inner.extra_keys)
                         && !self.inner.allow.iter().any(|a| a.is_match(s))
                 });
