@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use crate::layer::fail_open_agents;
+use crate::capture::layer::fail_open_agents;
+use crate::capture::queue::Shared;
+use crate::capture::record::Captured;
 use crate::metrics::{Metrics, Report};
-use crate::queue::Shared;
-use crate::record::Captured;
-use crate::worker::Control;
+use crate::pipeline::worker::Control;
 
 /// Time allowed past a deadline for the worker's reply to travel back.
 const REPLY_MARGIN: Duration = Duration::from_millis(250);

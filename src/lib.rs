@@ -67,29 +67,27 @@
 //! Delivery is at-least-once: a record that was in flight when the process stopped may be
 //! replayed from the spool and delivered twice (the `event_id` identifies duplicates).
 
-pub mod catalog;
+// The floor plan (docs/architecture.md): `contract` is pure data; `sanitize` and `spool` are
+// leaves; `config` builds on them; `capture` runs on the caller's thread, `pipeline` on the
+// worker's, `kafka` is the only place that names rdkafka. Lower folders never import higher
+// ones and `capture` never imports `pipeline`; this file wires them together.
 pub mod config;
-pub mod dlq;
-pub mod envelope;
-pub mod events;
+pub mod contract;
 pub mod guard;
-pub mod layer;
 mod macros;
 pub mod metrics;
-pub mod partition;
 pub mod sanitize;
 pub mod spool;
-pub mod taxonomy;
-pub mod timestamp;
-pub mod topics;
-pub mod validate;
-pub mod wire;
 
-mod assemble;
-mod producer;
-mod queue;
-mod record;
-mod worker;
+mod capture;
+mod kafka;
+mod pipeline;
+
+pub use capture::layer;
+pub use contract::{
+    catalog, dlq, envelope, events, partition, taxonomy, timestamp, validate, wire,
+};
+pub use kafka::topics;
 
 use std::sync::Arc;
 
@@ -130,7 +128,7 @@ impl Builder {
         })?;
         // Another instance may hold the configured directory: this one got `<dir>.<n>`.
         config.spool_dir = spool.dir().to_owned();
-        let producer = producer::Producer::new(&config).map_err(|e| {
+        let producer = kafka::producer::Producer::new(&config).map_err(|e| {
             // librdkafka's message repeats the property's value; keep it out (it may be a
             // password).
             BuildError::Kafka(match e {
@@ -142,9 +140,9 @@ impl Builder {
         })?;
         let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
         let (ctrl_tx, ctrl_rx) = crossbeam_channel::unbounded();
-        let shared = Arc::new(queue::Shared::new(config, spool));
-        let handle =
-            worker::spawn(shared.clone(), rx, ctrl_rx, producer).map_err(BuildError::Thread)?;
+        let shared = Arc::new(capture::queue::Shared::new(config, spool));
+        let handle = pipeline::worker::spawn(shared.clone(), rx, ctrl_rx, producer)
+            .map_err(BuildError::Thread)?;
         let layer = OmniNodeLayer::new(shared.clone(), tx.clone());
         Ok((layer, Guard::new(shared, ctrl_tx, tx, handle)))
     }

@@ -5,8 +5,8 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::EventKind;
-use crate::envelope::Envelope;
+use crate::contract::catalog::EventKind;
+use crate::contract::envelope::Envelope;
 
 /// Header names of SPEC §2.
 pub mod header {
@@ -134,9 +134,9 @@ pub fn is_valid_traceparent(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::{Meta, Source};
-    use crate::events::{AuditEvent, Event};
-    use crate::timestamp::Timestamp;
+    use crate::contract::envelope::{Meta, Source};
+    use crate::contract::events::{AuditEvent, Event};
+    use crate::contract::timestamp::Timestamp;
     use uuid::Uuid;
 
     #[test]

@@ -12,17 +12,18 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode as C};
 
-use crate::assemble::assemble;
-use crate::dlq::{self, Failure};
-use crate::envelope::Source;
+use crate::capture::queue::Shared;
+use crate::capture::record::{Body, Captured, Causation, FieldValue};
+use crate::contract::dlq::{self, Failure};
+use crate::contract::envelope::Source;
+use crate::contract::taxonomy::ErrorClass;
+use crate::contract::timestamp::Timestamp;
+use crate::contract::wire::WireRecord;
+use crate::kafka::classify::{classify, ClassifyContext};
+use crate::kafka::producer::{InFlight, Origin, Producer};
 use crate::metrics::{Counters, Report};
-use crate::producer::{InFlight, Origin, Producer};
-use crate::queue::Shared;
-use crate::record::{Body, Captured, Causation, FieldValue};
+use crate::pipeline::assemble::assemble;
 use crate::spool::SegmentId;
-use crate::taxonomy::{classify, ClassifyContext, ErrorClass};
-use crate::timestamp::Timestamp;
-use crate::wire::WireRecord;
 
 thread_local! {
     /// True on the worker thread: the layer ignores every event emitted there, so nothing
@@ -372,7 +373,7 @@ impl Worker {
         } else {
             let sequence = flight
                 .record
-                .header(crate::wire::header::SEQUENCE)
+                .header(crate::contract::wire::header::SEQUENCE)
                 .and_then(|s| s.parse().ok());
             self.shared
                 .spool_record(&flight.record.to_bytes(), sequence);

@@ -3,13 +3,13 @@
 
 use serde_json::{json, Value};
 
-use crate::assemble::cap;
-use crate::config::STACK_TRACE_CAP;
-use crate::envelope::Source;
+use crate::contract::envelope::Source;
+use crate::contract::limits::cap;
+use crate::contract::limits::STACK_TRACE_CAP;
+use crate::contract::taxonomy::ErrorClass;
+use crate::contract::timestamp::Timestamp;
+use crate::contract::wire::WireRecord;
 use crate::sanitize::Sanitizer;
-use crate::taxonomy::ErrorClass;
-use crate::timestamp::Timestamp;
-use crate::wire::WireRecord;
 
 /// Suffix of every dead-letter topic.
 pub const DLQ_SUFFIX: &str = ".dlq";

@@ -176,7 +176,7 @@ mod table {
             family: Family::$family,
             time_field: $time,
             fields: &[$(($field, $ft)),*],
-            schema: include_bytes!(concat!("../schemas/", $ty, ".json")),
+            schema: include_bytes!(concat!("../../schemas/", $ty, ".json")),
         }
     };
 }

@@ -12,8 +12,8 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::RDKafkaErrorCode;
 
-use crate::catalog::CATALOG;
-use crate::dlq::DLQ_SUFFIX;
+use crate::contract::catalog::CATALOG;
+use crate::contract::dlq::DLQ_SUFFIX;
 
 /// How to create the topics.
 #[derive(Debug, Clone)]

@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
 use uuid::Uuid;
 
-use crate::assemble::assemble;
+use crate::capture::record::{Captured, SpanCtx};
 use crate::config::Config;
 use crate::metrics::Counters;
-use crate::record::{Captured, SpanCtx};
+use crate::pipeline::assemble::assemble;
 use crate::spool::Spool;
 
 /// Application logs dropped since the last in-stream report.

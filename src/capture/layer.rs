@@ -16,13 +16,13 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use uuid::Uuid;
 
-use crate::events::{
+use crate::capture::queue::{OpenAgent, Shared};
+use crate::capture::record::{Body, Captured, Causation, FieldValue, Fields, SpanCtx};
+use crate::contract::events::{
     AgentExecutionCompleted, AgentExecutionFailed, AgentExecutionStarted, AnyEvent,
 };
-use crate::queue::{OpenAgent, Shared};
-use crate::record::{Body, Captured, Causation, FieldValue, Fields, SpanCtx};
-use crate::timestamp::Timestamp;
-use crate::worker::IN_WORKER;
+use crate::contract::timestamp::Timestamp;
+use crate::pipeline::worker::IN_WORKER;
 
 /// Target of events emitted by [`crate::audit!`].
 pub const AUDIT_TARGET: &str = "omninode::audit";

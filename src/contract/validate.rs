@@ -6,8 +6,8 @@
 
 use serde_json::Value;
 
-use crate::catalog::{self, EventKind, FieldType};
-use crate::timestamp::Timestamp;
+use crate::contract::catalog::{self, EventKind, FieldType};
+use crate::contract::timestamp::Timestamp;
 
 /// What is wrong with one field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde_json::{Map, Number, Value};
 use uuid::Uuid;
 
-use crate::events::AnyEvent;
-use crate::timestamp::Timestamp;
+use crate::contract::events::AnyEvent;
+use crate::contract::timestamp::Timestamp;
 
 /// A field value as recorded by tracing.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,7 +120,7 @@ pub(crate) struct Captured {
 
 impl Captured {
     /// Whether the event must not be dropped under overload: decided by its family
-    /// ([`crate::catalog::Family::is_guaranteed`]), so an application log sent with
+    /// ([`crate::contract::catalog::Family::is_guaranteed`]), so an application log sent with
     /// [`crate::emit`] is droppable like one from `info!`.
     pub fn is_guaranteed(&self) -> bool {
         match &self.body {
@@ -134,7 +134,7 @@ impl Captured {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{ApplicationLog, AuditEvent, QualityGatePassed};
+    use crate::contract::events::{ApplicationLog, AuditEvent, QualityGatePassed};
 
     fn captured(body: Body) -> Captured {
         Captured {

@@ -14,9 +14,9 @@ use rdkafka::producer::PurgeConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
 
 use crate::config::Config;
+use crate::contract::timestamp::Timestamp;
+use crate::contract::wire::WireRecord;
 use crate::spool::SegmentId;
-use crate::timestamp::Timestamp;
-use crate::wire::WireRecord;
 
 /// Where an in-flight record came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

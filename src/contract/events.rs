@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::catalog::{self, EventKind};
-use crate::timestamp::Timestamp;
+use crate::contract::catalog::{self, EventKind};
+use crate::contract::timestamp::Timestamp;
 
 /// A typed catalog event.
 pub trait Event: Serialize + Send + Sync + 'static {

@@ -5,12 +5,13 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::catalog::{self, EventKind};
-use crate::config::{Config, STACK_TRACE_CAP};
-use crate::envelope::{Envelope, Meta, Source};
-use crate::record::{fields_into, Body, Captured, Causation, FieldValue};
-use crate::validate::{validate_payload, Problem, ValidationError};
-use crate::wire::{self, WireRecord};
+use crate::capture::record::{fields_into, Body, Captured, Causation, FieldValue};
+use crate::config::Config;
+use crate::contract::catalog::{self, EventKind};
+use crate::contract::envelope::{Envelope, Meta, Source};
+use crate::contract::limits::{cap, STACK_TRACE_CAP};
+use crate::contract::validate::{validate_payload, Problem, ValidationError};
+use crate::contract::wire::{self, WireRecord};
 
 /// The outcome of assembling one event.
 #[derive(Debug)]
@@ -32,17 +33,6 @@ fn kind_of(body: &Body) -> &'static EventKind {
         Body::Typed(e) => return e.kind(),
     };
     catalog::lookup(t).expect("built-in event types are in the catalog")
-}
-
-/// Cuts `s` to at most `max` bytes on a character boundary.
-pub(crate) fn cap(s: &mut String, max: usize) {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
 }
 
 /// Builds the envelope of a captured event (not yet sanitized).

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::catalog::Family;
-use crate::envelope::Envelope;
-use crate::validate::{Problem, ValidationError};
+use crate::contract::catalog::Family;
+use crate::contract::envelope::Envelope;
+use crate::contract::validate::{Problem, ValidationError};
 
 /// Chooses the record key of each event. Defaults follow SPEC §1 (`service_name` for
 /// application logs, `tenant_id` for audit and security, `correlation_id` for the rest);
@@ -68,9 +68,9 @@ impl PartitionPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::{Meta, Source};
-    use crate::events::{ApplicationLog, AuditEvent, RoutingRequested};
-    use crate::timestamp::Timestamp;
+    use crate::contract::envelope::{Meta, Source};
+    use crate::contract::events::{ApplicationLog, AuditEvent, RoutingRequested};
+    use crate::contract::timestamp::Timestamp;
     use uuid::Uuid;
 
     fn meta(corr: Uuid) -> Meta {

@@ -4,9 +4,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::catalog::EventKind;
-use crate::events::Event;
-use crate::timestamp::Timestamp;
+use crate::contract::catalog::EventKind;
+use crate::contract::events::Event;
+use crate::contract::timestamp::Timestamp;
 
 /// Who produced an event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -137,14 +137,14 @@ impl Envelope {
 
     /// The catalog entry of this envelope's type.
     pub fn kind(&self) -> Option<&'static EventKind> {
-        crate::catalog::lookup(&self.event_type)
+        crate::contract::catalog::lookup(&self.event_type)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{AuditEvent, QualityGatePassed};
+    use crate::contract::events::{AuditEvent, QualityGatePassed};
 
     fn meta() -> Meta {
         Meta {

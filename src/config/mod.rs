@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tracing::Level;
 
-use crate::catalog::Family;
-use crate::partition::PartitionPolicy;
+use crate::contract::catalog::Family;
+use crate::contract::partition::PartitionPolicy;
 use crate::sanitize::Sanitizer;
 
 /// Default capacity of the queue between callers and the worker, in events.
@@ -29,8 +29,7 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_SPOOL_MAX_BYTES: u64 = crate::spool::DEFAULT_SPOOL_MAX_BYTES;
 /// Default `message.max.bytes` (librdkafka's own default).
 pub const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
-/// Stack traces and error messages are cut to this many bytes (SPEC §3).
-pub const STACK_TRACE_CAP: usize = 8 * 1024;
+pub use crate::contract::limits::STACK_TRACE_CAP;
 
 /// Environment variables read by [`Builder::build`] (code set on the builder wins).
 pub mod env {

@@ -1,0 +1,7 @@
+//! The only place that names rdkafka: the pipeline's producer, the classification of
+//! librdkafka errors into the taxonomy, and topic administration. No rdkafka type leaves
+//! this folder, so the crate could change Kafka client here alone.
+
+pub(crate) mod classify;
+pub(crate) mod producer;
+pub mod topics;
