@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use crate::capture::layer::fail_open_agents;
-use crate::capture::queue::Shared;
-use crate::capture::record::Captured;
-use crate::metrics::{Metrics, Report};
+use crate::capture::agent::OpenAgents;
+use crate::capture::queue::Queue;
+use crate::config::Config;
+use crate::metrics::{Counters, Metrics, Report};
 use crate::pipeline::worker::Control;
 
 /// Time allowed past a deadline for the worker's reply to travel back.
@@ -35,38 +35,46 @@ pub enum PipelineError {
 #[must_use = "dropping the guard shuts the pipeline down at once; keep it for the life of the program"]
 #[derive(Debug)]
 pub struct Guard {
-    shared: Arc<Shared>,
+    config: Arc<Config>,
+    counters: Arc<Counters>,
+    queue: Arc<Queue>,
+    agents: Arc<OpenAgents>,
     ctrl: Sender<Control>,
-    tx: Sender<Captured>,
     handle: Option<JoinHandle<()>>,
 }
 
+/// What the guard is made of.
+pub(crate) struct GuardParts {
+    pub config: Arc<Config>,
+    pub counters: Arc<Counters>,
+    pub queue: Arc<Queue>,
+    pub agents: Arc<OpenAgents>,
+    pub ctrl: Sender<Control>,
+    pub handle: JoinHandle<()>,
+}
+
 impl Guard {
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        ctrl: Sender<Control>,
-        tx: Sender<Captured>,
-        handle: JoinHandle<()>,
-    ) -> Self {
+    pub(crate) fn new(parts: GuardParts) -> Self {
         Guard {
-            shared,
-            ctrl,
-            tx,
-            handle: Some(handle),
+            config: parts.config,
+            counters: parts.counters,
+            queue: parts.queue,
+            agents: parts.agents,
+            ctrl: parts.ctrl,
+            handle: Some(parts.handle),
         }
     }
 
     /// The counters, at any time.
     pub fn metrics(&self) -> Metrics {
-        self.shared
-            .counters
-            .snapshot(self.shared.config.sanitizer.redaction_counts())
+        self.counters
+            .snapshot(self.config.sanitizer.redaction_counts())
     }
 
     /// The spool directory this pipeline holds: the configured one, or `<dir>.<n>` when
     /// another live pipeline held it at build time.
     pub fn spool_dir(&self) -> &std::path::Path {
-        &self.shared.config.spool_dir
+        &self.config.spool_dir
     }
 
     /// Sends everything captured so far and waits for the broker's answers, at most
@@ -96,7 +104,7 @@ impl Guard {
             return Err(PipelineError::AlreadyShutdown);
         };
         let started = Instant::now();
-        fail_open_agents(&self.shared, &self.tx);
+        self.agents.fail_all(&self.queue);
         let deadline = started + timeout;
         let (reply, answer) = crossbeam_channel::bounded(1);
         if self
@@ -124,7 +132,7 @@ impl Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         if self.handle.is_some() {
-            let timeout = self.shared.config.shutdown_timeout;
+            let timeout = self.config.shutdown_timeout;
             let _ = self.shutdown_inner(timeout);
         }
     }

@@ -128,23 +128,44 @@ impl Builder {
         })?;
         // Another instance may hold the configured directory: this one got `<dir>.<n>`.
         config.spool_dir = spool.dir().to_owned();
-        let producer = kafka::producer::Producer::new(&config).map_err(|e| {
-            // librdkafka's message repeats the property's value; keep it out (it may be a
-            // password).
-            BuildError::Kafka(match e {
-                rdkafka::error::KafkaError::ClientConfig(_, desc, key, _) => {
-                    format!("{desc} (property `{key}`)")
-                }
-                other => other.to_string(),
-            })
-        })?;
+        let producer = kafka::producer::Producer::new(&config).map_err(BuildError::Kafka)?;
+        let config = Arc::new(config);
+        let counters = Arc::new(metrics::Counters::default());
+        let spooler = Arc::new(pipeline::spooler::Spooler::new(
+            config.clone(),
+            counters.clone(),
+            spool,
+        ));
         let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
         let (ctrl_tx, ctrl_rx) = crossbeam_channel::unbounded();
-        let shared = Arc::new(capture::queue::Shared::new(config, spool));
-        let handle = pipeline::worker::spawn(shared.clone(), rx, ctrl_rx, producer)
-            .map_err(BuildError::Thread)?;
-        let layer = OmniNodeLayer::new(shared.clone(), tx.clone());
-        Ok((layer, Guard::new(shared, ctrl_tx, tx, handle)))
+        let queue = Arc::new(capture::queue::Queue::new(
+            tx,
+            config.guaranteed_wait,
+            counters.clone(),
+            Arc::new(capture::queue::DropLog::new(counters.clone())),
+            spooler.clone(),
+        ));
+        let agents = Arc::new(capture::agent::OpenAgents::default());
+        let handle = pipeline::worker::spawn(pipeline::worker::Parts {
+            config: config.clone(),
+            counters: counters.clone(),
+            queue: queue.clone(),
+            spooler,
+            rx,
+            ctrl: ctrl_rx,
+            producer,
+        })
+        .map_err(BuildError::Thread)?;
+        let layer = OmniNodeLayer::new(queue.clone(), agents.clone(), config.max_level);
+        let guard = Guard::new(guard::GuardParts {
+            config,
+            counters,
+            queue,
+            agents,
+            ctrl: ctrl_tx,
+            handle,
+        });
+        Ok((layer, guard))
     }
 }
 

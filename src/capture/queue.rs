@@ -1,20 +1,24 @@
-//! The bounded queue between callers and the worker, with the per-class overflow policy of
-//! SPEC §4, and the state the layer, worker and guard share.
+//! The caller's end of the bounded queue to the worker, with the per-class overflow policy
+//! of SPEC §4: an application log that finds no room is dropped (and the drop is recorded
+//! for an in-stream report); a guaranteed event waits a bounded time, then goes to the
+//! [`Overflow`] (the spool, wired in by the builder).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
-use uuid::Uuid;
 
-use crate::capture::record::{Captured, SpanCtx};
-use crate::config::Config;
+use crate::capture::record::Captured;
 use crate::metrics::Counters;
-use crate::pipeline::assemble::assemble;
-use crate::spool::Spool;
 
-/// Application logs dropped since the last in-stream report.
+/// Where a guaranteed event goes when the queue has no room for it, or is closed.
+pub(crate) trait Overflow: Send + Sync {
+    /// Keeps `ev` (on disk). Returns false when it could not: the caller records a drop.
+    fn keep(&self, ev: Captured) -> bool;
+}
+
+/// A run of lost events, reported in-stream by the worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct DropRange {
     pub count: u64,
@@ -22,72 +26,34 @@ pub(crate) struct DropRange {
     pub last_sequence: u64,
 }
 
-/// An agent span that emitted `started` and has not ended yet.
-#[derive(Debug, Clone)]
-pub(crate) struct OpenAgent {
-    pub agent_name: String,
-    pub started_event_id: Uuid,
-    pub span: Arc<SpanCtx>,
+/// The events lost since the last in-stream report: application logs dropped on a full
+/// queue, and events a full spool refused. Written by both threads, taken by the worker.
+#[derive(Debug)]
+pub(crate) struct DropLog {
+    counters: Arc<Counters>,
+    range: Mutex<Option<DropRange>>,
 }
 
-/// State shared by the layer, the worker and the guard.
-pub(crate) struct Shared {
-    pub config: Config,
-    pub counters: Counters,
-    sequence: AtomicU64,
-    pub drops: Mutex<Option<DropRange>>,
-    pub spool: Mutex<Spool>,
-    pub open_agents: Mutex<HashMap<Uuid, OpenAgent>>,
-    /// Set once shutdown began: new events skip the queue and go to the spool.
-    pub closed: AtomicBool,
-}
-
-// Hand-written: open agent spans hold raw (unsanitized) span fields, which must not reach
-// a `Debug` print of the guard.
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
-            .field("config", &self.config)
-            .field("counters", &self.counters)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Shared {
-    pub fn new(config: Config, spool: Spool) -> Self {
-        Shared {
-            config,
-            counters: Counters::default(),
-            sequence: AtomicU64::new(0),
-            drops: Mutex::new(None),
-            spool: Mutex::new(spool),
-            open_agents: Mutex::new(HashMap::new()),
-            closed: AtomicBool::new(false),
+impl DropLog {
+    pub fn new(counters: Arc<Counters>) -> Self {
+        DropLog {
+            counters,
+            range: Mutex::new(None),
         }
     }
 
-    /// The spool, also after a thread panicked while holding it (the spool's own state is
-    /// consistent after every call, so a poisoned lock is safe to take over).
-    pub fn lock_spool(&self) -> std::sync::MutexGuard<'_, Spool> {
-        self.spool.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The next per-instance sequence number (from 1).
-    pub fn next_sequence(&self) -> u64 {
-        self.sequence.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    fn record_drop(&self, sequence: u64) {
+    /// Records the loss of event `sequence`.
+    pub fn record(&self, sequence: u64) {
         Counters::add(&self.counters.dropped, 1);
-        let mut drops = self.drops.lock().unwrap_or_else(|p| p.into_inner());
-        match drops.as_mut() {
+        let mut range = self.range.lock().unwrap_or_else(|p| p.into_inner());
+        match range.as_mut() {
             Some(r) => {
                 r.count += 1;
                 r.first_sequence = r.first_sequence.min(sequence);
                 r.last_sequence = r.last_sequence.max(sequence);
             }
             None => {
-                *drops = Some(DropRange {
+                *range = Some(DropRange {
                     count: 1,
                     first_sequence: sequence,
                     last_sequence: sequence,
@@ -97,69 +63,213 @@ impl Shared {
     }
 
     /// Takes the drops recorded since the last call.
-    pub fn take_drops(&self) -> Option<DropRange> {
-        self.drops.lock().unwrap_or_else(|p| p.into_inner()).take()
+    pub fn take(&self) -> Option<DropRange> {
+        self.range.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
+}
 
-    /// Writes one encoded record to the spool. A refusal (spool full) is counted as a drop
-    /// and, when the record's sequence number is known, reported in-stream like the other
-    /// drops so the gap it leaves is explained.
-    pub fn spool_record(&self, bytes: &[u8], sequence: Option<u64>) -> bool {
-        let written = self.lock_spool().append(bytes).is_ok();
-        if written {
-            Counters::add(&self.counters.spooled, 1);
-        } else {
-            Counters::add(&self.counters.spool_full, 1);
-            match sequence {
-                Some(seq) => self.record_drop(seq),
-                None => Counters::add(&self.counters.dropped, 1),
-            }
+/// The bounded queue's sending side, shared by the layer, the guard and the worker.
+pub(crate) struct Queue {
+    tx: Sender<Captured>,
+    sequence: AtomicU64,
+    /// Set once shutdown began: new events skip the queue (guaranteed ones are kept by
+    /// the overflow, the others dropped).
+    closed: AtomicBool,
+    guaranteed_wait: Duration,
+    counters: Arc<Counters>,
+    drops: Arc<DropLog>,
+    overflow: Arc<dyn Overflow>,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("capacity", &self.tx.capacity())
+            .field("len", &self.tx.len())
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Queue {
+    pub fn new(
+        tx: Sender<Captured>,
+        guaranteed_wait: Duration,
+        counters: Arc<Counters>,
+        drops: Arc<DropLog>,
+        overflow: Arc<dyn Overflow>,
+    ) -> Self {
+        Queue {
+            tx,
+            sequence: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            guaranteed_wait,
+            counters,
+            drops,
+            overflow,
         }
-        written
     }
 
-    /// Assembles a captured event here and now and spools it (a guaranteed event that found
-    /// no room in the queue, or arrived after shutdown).
-    pub fn spool_captured(&self, ev: Captured) {
+    /// The next per-instance sequence number (from 1).
+    pub fn next_sequence(&self) -> u64 {
+        self.sequence.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The drop log the worker reports from.
+    pub fn drops(&self) -> &DropLog {
+        &self.drops
+    }
+
+    /// Closes the queue: what arrives from now on does not wait for the worker.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// Hands `ev` to the overflow, recording a drop when it refuses.
+    pub fn overflow(&self, ev: Captured) {
         let sequence = ev.sequence;
-        let assembled = assemble(&self.config, ev);
-        self.spool_record(&assembled.record.to_bytes(), Some(sequence));
+        if !self.overflow.keep(ev) {
+            self.drops.record(sequence);
+        }
+    }
+
+    fn accepted(&self) {
+        Counters::add(&self.counters.enqueued, 1);
     }
 
     /// Hands a guaranteed event over without waiting: into the queue if there is room,
-    /// else straight to the spool (used at shutdown, which must keep its deadline).
-    pub fn push_or_spool(&self, tx: &Sender<Captured>, ev: Captured) {
-        match tx.try_send(ev) {
-            Ok(()) => Counters::add(&self.counters.enqueued, 1),
-            Err(TrySendError::Full(ev) | TrySendError::Disconnected(ev)) => self.spool_captured(ev),
+    /// else to the overflow (used at shutdown, which must keep its deadline).
+    pub fn push_or_overflow(&self, ev: Captured) {
+        match self.tx.try_send(ev) {
+            Ok(()) => self.accepted(),
+            Err(TrySendError::Full(ev) | TrySendError::Disconnected(ev)) => self.overflow(ev),
         }
     }
 
     /// Hands a captured event to the worker under the overflow policy of its class.
     /// Never blocks longer than the configured wait, never panics.
-    pub fn push(&self, tx: &Sender<Captured>, ev: Captured) {
+    pub fn push(&self, ev: Captured) {
         if self.closed.load(Ordering::Acquire) {
             if ev.is_guaranteed() {
-                self.spool_captured(ev);
+                self.overflow(ev);
             } else {
-                self.record_drop(ev.sequence);
+                self.drops.record(ev.sequence);
             }
             return;
         }
         if ev.is_guaranteed() {
-            match tx.send_timeout(ev, self.config.guaranteed_wait) {
-                Ok(()) => Counters::add(&self.counters.enqueued, 1),
+            match self.tx.send_timeout(ev, self.guaranteed_wait) {
+                Ok(()) => self.accepted(),
                 Err(SendTimeoutError::Timeout(ev) | SendTimeoutError::Disconnected(ev)) => {
-                    self.spool_captured(ev)
+                    self.overflow(ev)
                 }
             }
         } else {
-            match tx.try_send(ev) {
-                Ok(()) => Counters::add(&self.counters.enqueued, 1),
+            match self.tx.try_send(ev) {
+                Ok(()) => self.accepted(),
                 Err(TrySendError::Full(ev) | TrySendError::Disconnected(ev)) => {
-                    self.record_drop(ev.sequence)
+                    self.drops.record(ev.sequence)
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::record::{Body, Causation};
+    use crate::contract::timestamp::Timestamp;
+
+    type Receiver = crossbeam_channel::Receiver<Captured>;
+
+    /// Keeps what it is given, up to a limit.
+    struct Keeper {
+        limit: usize,
+        kept: Mutex<Vec<u64>>,
+    }
+
+    impl Overflow for Keeper {
+        fn keep(&self, ev: Captured) -> bool {
+            let mut kept = self.kept.lock().unwrap();
+            if kept.len() < self.limit {
+                kept.push(ev.sequence);
+                true
+            } else {
+                false
+            }
+        }
+    }
+
+    fn event(queue: &Queue, guaranteed: bool) -> Captured {
+        Captured {
+            sequence: queue.next_sequence(),
+            timestamp: Timestamp::now(),
+            event_id: None,
+            causation: Causation::FromSpan,
+            span: None,
+            body: if guaranteed {
+                Body::Audit(Vec::new())
+            } else {
+                Body::Log {
+                    level: tracing::Level::INFO,
+                    target: "app",
+                    message: String::new(),
+                    fields: Vec::new(),
+                }
+            },
+        }
+    }
+
+    /// A queue nobody drains (it stays full once filled); the receiver keeps it open.
+    fn queue(capacity: usize, keep: usize) -> (Queue, Arc<Keeper>, Arc<Counters>, Receiver) {
+        let (tx, rx) = crossbeam_channel::bounded(capacity);
+        let counters = Arc::new(Counters::default());
+        let keeper = Arc::new(Keeper {
+            limit: keep,
+            kept: Mutex::new(Vec::new()),
+        });
+        let drops = Arc::new(DropLog::new(counters.clone()));
+        let q = Queue::new(
+            tx,
+            Duration::from_millis(1),
+            counters.clone(),
+            drops,
+            keeper.clone(),
+        );
+        (q, keeper, counters, rx)
+    }
+
+    #[test]
+    fn overflow_policy_per_class() {
+        let (q, keeper, counters, _rx) = queue(2, 1);
+        for guaranteed in [false, true, false, true, true] {
+            q.push(event(&q, guaranteed));
+        }
+        // 1 and 2 fill the queue; 3 (a log) is dropped; 4 (audit) overflows and is kept;
+        // 5 (audit) overflows, the overflow refuses it: a drop.
+        assert_eq!(*keeper.kept.lock().unwrap(), vec![4]);
+        assert_eq!(counters.enqueued.load(Ordering::Relaxed), 2);
+        assert_eq!(
+            q.drops().take(),
+            Some(DropRange {
+                count: 2,
+                first_sequence: 3,
+                last_sequence: 5
+            })
+        );
+        assert_eq!(counters.dropped.load(Ordering::Relaxed), 2);
+        assert_eq!(q.drops().take(), None);
+    }
+
+    #[test]
+    fn a_closed_queue_keeps_guaranteed_events_and_drops_logs() {
+        let (q, keeper, counters, _rx) = queue(8, 8);
+        q.close();
+        q.push(event(&q, true));
+        q.push(event(&q, false));
+        assert_eq!(*keeper.kept.lock().unwrap(), vec![1]);
+        assert_eq!(counters.enqueued.load(Ordering::Relaxed), 0);
+        assert_eq!(q.drops().take().map(|r| r.count), Some(1));
     }
 }

@@ -92,8 +92,12 @@ impl Backoff {
 
     /// A full-jitter delay for retry number `attempt`: uniform in `0..=ceiling(attempt)`.
     pub fn delay(&self, attempt: u32) -> Duration {
-        let ceiling = self.ceiling(attempt).as_micros() as u64;
-        Duration::from_micros(fastrand::u64(0..=ceiling))
+        self.delay_at(attempt, fastrand::f64())
+    }
+
+    /// The delay for retry number `attempt` at `jitter` (`0.0..=1.0`) of its ceiling.
+    pub fn delay_at(&self, attempt: u32, jitter: f64) -> Duration {
+        self.ceiling(attempt).mul_f64(jitter.clamp(0.0, 1.0))
     }
 }
 

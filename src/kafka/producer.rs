@@ -1,5 +1,6 @@
-//! The rdkafka side: one `BaseProducer` driven by the worker thread, whose delivery
-//! reports come back with the event they belong to. No rdkafka type leaves the crate.
+//! The pipeline's producer: one `BaseProducer` driven by the worker thread. Each record
+//! travels with an opaque value of the caller's type `T` that comes back with its delivery
+//! report, already classified ([`DeliveryError`]), so no rdkafka type leaves this folder.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
@@ -8,46 +9,55 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode as C};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::PurgeConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
 
 use crate::config::Config;
-use crate::contract::timestamp::Timestamp;
+use crate::contract::taxonomy::ErrorClass;
 use crate::contract::wire::WireRecord;
-use crate::spool::SegmentId;
+use crate::kafka::classify::{classify, ClassifyContext};
 
-/// Where an in-flight record came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Origin {
-    Live,
-    Replay(SegmentId),
+/// A failed send or delivery, classified (SPEC §3) with what the cluster said around it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DeliveryError {
+    /// The class of the failure.
+    pub class: ErrorClass,
+    /// The librdkafka error name (`MessageSizeTooLarge`, ...).
+    pub code: String,
+    /// librdkafka's message.
+    pub message: String,
+    /// The producer hit a fatal error and must be rebuilt before anything is re-sent.
+    pub rebuild_producer: bool,
+    /// The record timed out while no broker was reachable: librdkafka already retried it
+    /// for `message.timeout.ms`, so another round would only multiply that wait.
+    pub cluster_unreachable: bool,
 }
 
-/// The per-message opaque: everything needed to decide what to do with its delivery report.
+/// Why [`Producer::send`] did not take a record; the opaque comes back either way.
 #[derive(Debug)]
-pub(crate) struct InFlight {
-    pub record: Arc<WireRecord>,
-    pub attempt: u32,
-    pub first_failed_at: Option<Timestamp>,
-    pub origin: Origin,
-    /// The record is itself a dead-letter record.
-    pub is_dlq: bool,
+pub(crate) enum Refused<T> {
+    /// librdkafka's local queue is full: send again after a poll.
+    QueueFull(Box<T>),
+    /// The record cannot be sent.
+    Failed(Box<T>, DeliveryError),
 }
 
-/// A delivery report.
-pub(crate) type Delivery = (Box<InFlight>, Result<(), KafkaError>);
+/// A delivery report: the record's opaque and its outcome.
+pub(crate) type Report<T> = (Box<T>, Result<(), DeliveryError>);
+
+type RawReport<T> = (Box<T>, Result<(), KafkaError>);
 
 /// Receives librdkafka callbacks on the worker thread (during `poll`). It never logs
 /// through `tracing`, so librdkafka cannot feed events back into the layer.
-pub(crate) struct Ctx {
-    reports: Sender<Delivery>,
+struct Ctx<T> {
+    reports: Sender<RawReport<T>>,
     /// The last global error code (0 = none), for classification.
     last_global: Arc<AtomicI32>,
 }
 
-impl ClientContext for Ctx {
+impl<T: Send + Sync + 'static> ClientContext for Ctx<T> {
     fn log(&self, _level: RDKafkaLogLevel, _fac: &str, _log_message: &str) {}
 
     fn error(&self, error: KafkaError, _reason: &str) {
@@ -57,34 +67,34 @@ impl ClientContext for Ctx {
     }
 }
 
-impl ProducerContext for Ctx {
-    type DeliveryOpaque = Box<InFlight>;
+impl<T: Send + Sync + 'static> ProducerContext for Ctx<T> {
+    type DeliveryOpaque = Box<T>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, opaque: Box<InFlight>) {
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: Box<T>) {
         let outcome = match result {
             Ok(_) => Ok(()),
             Err((e, _)) => Err(e.clone()),
         };
-        // The receiver lives in the worker that owns this producer; it cannot be gone.
+        // The receiver lives in the producer that owns this context; it cannot be gone.
         let _ = self.reports.send((opaque, outcome));
     }
 }
 
 /// The producer plus its report channel.
-pub(crate) struct Producer {
-    inner: BaseProducer<Ctx>,
-    pub reports: Receiver<Delivery>,
+pub(crate) struct Producer<T: Send + Sync + 'static> {
+    inner: BaseProducer<Ctx<T>>,
+    reports: Receiver<RawReport<T>>,
     last_global: Arc<AtomicI32>,
 }
 
-impl std::fmt::Debug for Producer {
+impl<T: Send + Sync + 'static> std::fmt::Debug for Producer<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Producer").finish_non_exhaustive()
     }
 }
 
 /// The librdkafka configuration of the pipeline's producer.
-pub(crate) fn client_config(config: &Config) -> ClientConfig {
+fn client_config(config: &Config) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.bootstrap_servers)
         .set("client.id", format!("omninode-{}", config.service_name))
@@ -105,8 +115,10 @@ pub(crate) fn client_config(config: &Config) -> ClientConfig {
     c
 }
 
-impl Producer {
-    pub fn new(config: &Config) -> Result<Producer, KafkaError> {
+impl<T: Send + Sync + 'static> Producer<T> {
+    /// Creates the producer. The error says what librdkafka refused, without the
+    /// property's value (it may be a password).
+    pub fn new(config: &Config) -> Result<Self, String> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let last_global = Arc::new(AtomicI32::new(0));
         let ctx = Ctx {
@@ -115,7 +127,12 @@ impl Producer {
         };
         let inner = client_config(config)
             .set_log_level(RDKafkaLogLevel::Emerg)
-            .create_with_context(ctx)?;
+            .create_with_context(ctx)
+            .map_err(|e| match e {
+                // librdkafka's message repeats the property's value; keep it out.
+                KafkaError::ClientConfig(_, desc, key, _) => format!("{desc} (property `{key}`)"),
+                other => other.to_string(),
+            })?;
         Ok(Producer {
             inner,
             reports: rx,
@@ -123,9 +140,8 @@ impl Producer {
         })
     }
 
-    /// Enqueues a record; on failure hands the opaque back with the error.
-    pub fn send(&self, flight: Box<InFlight>) -> Result<(), (KafkaError, Box<InFlight>)> {
-        let record = flight.record.clone();
+    /// Enqueues `record`; on failure hands `opaque` back with the reason.
+    pub fn send(&self, record: &WireRecord, opaque: Box<T>) -> Result<(), Refused<T>> {
         let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
         for (k, v) in &record.headers {
             headers = headers.insert(Header {
@@ -133,13 +149,58 @@ impl Producer {
                 value: Some(v.as_bytes()),
             });
         }
-        let base = BaseRecord::with_opaque_to(&record.topic, flight)
+        let base = BaseRecord::with_opaque_to(&record.topic, opaque)
             .key(record.key.as_bytes())
             .payload(record.value.as_bytes())
             .headers(headers);
-        self.inner
-            .send(base)
-            .map_err(|(e, base)| (e, base.delivery_opaque))
+        self.inner.send(base).map_err(|(e, base)| match e {
+            KafkaError::MessageProduction(C::QueueFull) => Refused::QueueFull(base.delivery_opaque),
+            e => Refused::Failed(base.delivery_opaque, self.classify(&e)),
+        })
+    }
+
+    /// The next delivery report served by [`Producer::poll`], classified now (with what
+    /// the cluster has said up to this report).
+    pub fn next_report(&self) -> Option<Report<T>> {
+        let (opaque, outcome) = self.reports.try_recv().ok()?;
+        Some((opaque, outcome.map_err(|e| self.classify(&e))))
+    }
+
+    /// Replaces this (broken) producer with `fresh`. Dropping it purges what it still held;
+    /// those purge reports come back, classified by the fresh producer, for re-sending.
+    pub fn replace_with(self, fresh: &Producer<T>) -> Vec<Report<T>> {
+        let reports = self.reports.clone();
+        drop(self);
+        reports
+            .try_iter()
+            .map(|(opaque, outcome)| (opaque, outcome.map_err(|e| fresh.classify(&e))))
+            .collect()
+    }
+
+    fn classify(&self, err: &KafkaError) -> DeliveryError {
+        let last_global = self.last_global();
+        let fatal_cause = match err.rdkafka_error_code() {
+            Some(C::Fatal) => self.fatal_error(),
+            _ => None,
+        };
+        let c = classify(
+            err,
+            ClassifyContext {
+                last_global,
+                fatal_cause,
+            },
+        );
+        DeliveryError {
+            class: c.class,
+            code: c.code,
+            message: err.to_string(),
+            rebuild_producer: c.rebuild_producer,
+            cluster_unreachable: err.rdkafka_error_code() == Some(C::MessageTimedOut)
+                && matches!(
+                    last_global,
+                    Some(C::AllBrokersDown | C::BrokerTransportFailure | C::Resolve)
+                ),
+        }
     }
 
     /// Serves delivery callbacks, waiting at most `timeout` for the first.
@@ -148,22 +209,27 @@ impl Producer {
     }
 
     /// The last global error librdkafka reported.
-    pub fn last_global(&self) -> Option<RDKafkaErrorCode> {
+    fn last_global(&self) -> Option<C> {
         match self.last_global.load(Ordering::Relaxed) {
             0 => None,
-            n => Some(RDKafkaErrorCode::from(
-                rdkafka::types::RDKafkaRespErr::try_from(n).ok()?,
-            )),
+            n => Some(C::from(rdkafka::types::RDKafkaRespErr::try_from(n).ok()?)),
         }
     }
 
+    /// Forgets the last global error: a delivery went through, so it no longer describes
+    /// the cluster and must not colour how later timeouts are classified.
     pub fn clear_last_global(&self) {
         self.last_global.store(0, Ordering::Relaxed);
     }
 
-    /// The code behind a fatal error, if the producer hit one.
-    pub fn fatal_error(&self) -> Option<RDKafkaErrorCode> {
+    fn fatal_error(&self) -> Option<C> {
         self.inner.client().fatal_error().map(|(code, _)| code)
+    }
+
+    /// Whether librdkafka made the producer fatal on its own (an out-of-order sequence at
+    /// the head of the queue): it must be rebuilt.
+    pub fn is_fatal(&self) -> bool {
+        self.fatal_error().is_some()
     }
 
     /// Asks the cluster for metadata: true when a broker answered within `timeout`.

@@ -1,7 +1,12 @@
-//! The worker thread: drains the queue in batches, assembles each captured event into a
-//! sanitized, validated wire record, produces it, and routes every failure to a retry, the
-//! dead-letter topic, the spool or a counted skip. It also replays the spool and answers the
-//! guard's flush and shutdown requests.
+//! The worker thread: drains the queue in batches ([`worker`]), assembles each captured
+//! event into a sanitized, validated wire record ([`assemble`]), produces it, and routes
+//! every failure ([`route`], a pure decision, carried out by [`failure`]) to a retry, the
+//! dead-letter topic, the spool ([`spooler`], the one way in) or a counted skip. It also
+//! replays the spool ([`replay`]) and answers the guard's flush and shutdown requests.
 
 pub(crate) mod assemble;
+mod failure;
+mod replay;
+pub(crate) mod route;
+pub(crate) mod spooler;
 pub(crate) mod worker;

@@ -1,0 +1,101 @@
+//! Replaying the spool (SPEC §4): when the broker is reachable (a delivery went through, or
+//! a metadata probe answered), the oldest sealed segment is read and its records are sent
+//! again; the segment is removed once every one of them reached a final state.
+
+use std::time::{Duration, Instant};
+
+use crate::contract::dlq::DLQ_SUFFIX;
+use crate::contract::wire::WireRecord;
+use crate::metrics::Counters;
+use crate::pipeline::worker::{InFlight, Origin, Worker};
+
+const PROBE_EVERY: Duration = Duration::from_secs(2);
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+impl Worker {
+    /// Whether the cluster is reachable, probing it at most every [`PROBE_EVERY`].
+    fn reachable(&mut self) -> bool {
+        if self.healthy == Some(true) {
+            return true;
+        }
+        if self.last_probe.is_some_and(|t| t.elapsed() < PROBE_EVERY) {
+            return false;
+        }
+        self.last_probe = Some(Instant::now());
+        if !self.producer.probe(PROBE_TIMEOUT) {
+            self.healthy = Some(false);
+            return false;
+        }
+        self.producer.clear_last_global();
+        self.healthy = Some(true);
+        true
+    }
+
+    /// Replays the oldest spool segment when nothing is being replayed and the broker is
+    /// reachable.
+    pub(super) fn maybe_replay(&mut self) {
+        if !self.replay.is_empty() || self.shutting_down {
+            return;
+        }
+        if self.spooler.lock().is_empty() {
+            return;
+        }
+        if !self.reachable() {
+            return;
+        }
+        let (seg, read) = {
+            let mut spool = self.spooler.lock();
+            let Some(seg) = spool.oldest_sealed() else {
+                return;
+            };
+            match spool.read_segment(seg) {
+                Ok(read) => (seg, read),
+                Err(_) => {
+                    // Unreadable as a whole: count it and move on rather than retry forever.
+                    Counters::add(&self.counters.spool_corrupt, 1);
+                    let _ = spool.remove_segment(seg);
+                    return;
+                }
+            }
+        };
+        Counters::add(&self.counters.spool_corrupt, read.corrupt);
+        let records: Vec<WireRecord> = read
+            .records
+            .iter()
+            .filter_map(|bytes| {
+                let r = WireRecord::from_bytes(bytes);
+                if r.is_none() {
+                    Counters::add(&self.counters.spool_corrupt, 1);
+                }
+                r
+            })
+            .collect();
+        if records.is_empty() {
+            let _ = self.spooler.lock().remove_segment(seg);
+            return;
+        }
+        self.replay.insert(seg, records.len());
+        for record in records {
+            let is_dlq = record.topic.ends_with(DLQ_SUFFIX);
+            self.send(InFlight::new(record, Origin::Replay(seg), is_dlq));
+        }
+    }
+
+    /// A record reached a final state; a replayed segment is removed once all of its
+    /// records have.
+    pub(super) fn resolve(&mut self, origin: Origin) {
+        let Origin::Replay(seg) = origin else {
+            return;
+        };
+        let Some(left) = self.replay.get_mut(&seg) else {
+            return;
+        };
+        *left -= 1;
+        if *left == 0 {
+            self.replay.remove(&seg);
+            if !self.keep.remove(&seg) {
+                let _ = self.spooler.lock().remove_segment(seg);
+            }
+        }
+    }
+}
