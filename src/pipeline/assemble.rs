@@ -206,3 +206,150 @@ pub(crate) fn assemble(config: &Config, ev: Captured) -> Assembled {
     );
     Assembled { record, invalid }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::capture::record::SpanCtx;
+    use crate::contract::events::QualityGatePassed;
+    use crate::contract::timestamp::Timestamp;
+    use crate::contract::wire::header;
+
+    fn config() -> Config {
+        crate::builder()
+            .bootstrap_servers("localhost:9092")
+            .service_name("billing")
+            .instance_id("billing-1")
+            .tenant_id("acme")
+            .topic_prefix("t.")
+            .ignore_env()
+            .resolve()
+            .expect("a valid configuration")
+    }
+
+    fn text(name: &'static str, v: &str) -> (&'static str, FieldValue) {
+        (name, FieldValue::Str(v.to_owned()))
+    }
+
+    fn captured(body: Body, span: Option<SpanCtx>) -> Captured {
+        Captured {
+            sequence: 7,
+            timestamp: Timestamp::now(),
+            event_id: None,
+            causation: Causation::FromSpan,
+            span: span.map(Arc::new),
+            body,
+        }
+    }
+
+    fn value(a: &Assembled) -> Value {
+        serde_json::from_str(&a.record.value).expect("the value is JSON")
+    }
+
+    #[test]
+    fn a_log_takes_its_code_apart_and_event_fields_win_over_span_fields() {
+        let span = SpanCtx {
+            fields: vec![text("user", "span-user"), text("region", "eu")],
+            correlation_id: Some(Uuid::now_v7()),
+            agent_started_id: Some(Uuid::now_v7()),
+            tenant_id: Some("globex".into()),
+            span_id: 42,
+            ..SpanCtx::default()
+        };
+        let corr = span.correlation_id.unwrap();
+        let started = span.agent_started_id.unwrap();
+        let body = Body::Log {
+            level: tracing::Level::WARN,
+            target: "billing::db",
+            message: "slow query".into(),
+            fields: vec![text("code", "DB_SLOW"), text("user", "event-user")],
+        };
+        let a = assemble(&config(), captured(body, Some(span)));
+        assert_eq!(a.invalid, None);
+        assert_eq!(a.record.topic, "t.omninode.logging.application.v1");
+        assert_eq!(a.record.key, "billing");
+        let v = value(&a);
+        let p = &v["payload"];
+        assert_eq!(
+            (p["level"].as_str(), p["logger"].as_str()),
+            (Some("WARN"), Some("billing::db"))
+        );
+        assert_eq!(p["code"], "DB_SLOW");
+        assert_eq!(
+            p["context"],
+            serde_json::json!({ "user": "event-user", "region": "eu" })
+        );
+        assert_eq!(v["tenant_id"], "globex");
+        assert_eq!(v["correlation_id"], corr.to_string());
+        assert_eq!(v["causation_id"], started.to_string());
+        assert_eq!(v["sequence"], 7);
+        assert_eq!(a.record.header(header::SEQUENCE), Some("7"));
+        let tp = a.record.header(header::TRACEPARENT).unwrap();
+        assert!(tp.ends_with(&format!("{:016x}-01", 42)), "{tp}");
+    }
+
+    #[test]
+    fn an_audit_tenant_field_files_the_event_under_that_tenant() {
+        let body = Body::Audit(vec![
+            text("tenant_id", "initech"),
+            text("action", "order.refund"),
+            text("actor", "alice"),
+            text("resource", "order/42"),
+            text("outcome", "success"),
+        ]);
+        let a = assemble(&config(), captured(body, None));
+        assert_eq!(a.invalid, None);
+        assert_eq!(
+            (value(&a)["tenant_id"].as_str(), a.record.key.as_str()),
+            (Some("initech"), "initech")
+        );
+        assert_eq!(a.record.header(header::TENANT), Some("initech"));
+        // The time field is filled from the capture time.
+        assert!(value(&a)["payload"]["timestamp"].is_string());
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_an_invalid_event_says_why() {
+        let body = Body::Audit(vec![
+            text("action", "login"),
+            text("actor", ""),
+            text("resource", "db"),
+            text("outcome", "success"),
+            text("note", "password=hunter2hunter2"),
+        ]);
+        let a = assemble(&config(), captured(body, None));
+        assert!(!a.record.value.contains("hunter2"), "{}", a.record.value);
+        let why = a.invalid.expect("an empty actor is invalid");
+        assert!(why.contains("actor"), "{why}");
+    }
+
+    #[test]
+    fn a_typed_event_keeps_its_payload_and_caps_a_stack_trace() {
+        let gate = QualityGatePassed {
+            gate_name: "unit-tests".into(),
+            score: 0.97,
+            threshold: 0.9,
+            ..Default::default()
+        };
+        let a = assemble(&config(), captured(Body::Typed(Box::new(gate)), None));
+        assert_eq!(a.invalid, None);
+        assert_eq!(value(&a)["payload"]["gate_name"], "unit-tests");
+        assert_eq!(a.record.topic, "t.omninode.agent.quality.gate.passed.v1");
+
+        let failed = crate::contract::events::AgentExecutionFailed {
+            agent_name: "coder".into(),
+            error_message: "boom".into(),
+            error_type: "panic".into(),
+            error_stack_trace: Some("frame\n".repeat(4000)),
+            ..Default::default()
+        };
+        let a = assemble(&config(), captured(Body::Typed(Box::new(failed)), None));
+        let trace = value(&a)["payload"]["error_stack_trace"]
+            .as_str()
+            .unwrap()
+            .len();
+        assert!(trace <= STACK_TRACE_CAP, "{trace}");
+    }
+}
