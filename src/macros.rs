@@ -20,36 +20,8 @@
 /// ```
 #[macro_export]
 macro_rules! audit {
-    (action = $action:expr, actor = $actor:expr, resource = $resource:expr, outcome = $outcome:expr $(, $($rest:tt)*)?) => {
-        ::tracing::event!(
-            target: "omninode::audit",
-            ::tracing::Level::INFO,
-            action = $action,
-            actor = $actor,
-            resource = $resource,
-            outcome = $outcome
-            $(, $($rest)*)?
-        )
-    };
-    (tenant_id = $tenant:expr, $($rest:tt)*) => {
-        $crate::__audit_with_tenant!($tenant; $($rest)*)
-    };
-}
-
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __audit_with_tenant {
-    ($tenant:expr; action = $action:expr, actor = $actor:expr, resource = $resource:expr, outcome = $outcome:expr $(, $($rest:tt)*)?) => {
-        ::tracing::event!(
-            target: "omninode::audit",
-            ::tracing::Level::INFO,
-            tenant_id = $tenant,
-            action = $action,
-            actor = $actor,
-            resource = $resource,
-            outcome = $outcome
-            $(, $($rest)*)?
-        )
+    ($(tenant_id = $tenant:expr,)? action = $action:expr, actor = $actor:expr, resource = $resource:expr, outcome = $outcome:expr $(, $($rest:tt)*)?) => {
+        $crate::__omninode_event!("omninode::audit"; $(tenant_id = $tenant,)? action = $action, actor = $actor, resource = $resource, outcome = $outcome $(, $($rest)*)?)
     };
 }
 
@@ -68,35 +40,16 @@ macro_rules! __audit_with_tenant {
 /// ```
 #[macro_export]
 macro_rules! security {
-    (event_type = $kind:expr, user_id = $user:expr, resource = $resource:expr, decision = $decision:expr $(, $($rest:tt)*)?) => {
-        ::tracing::event!(
-            target: "omninode::security",
-            ::tracing::Level::INFO,
-            event_type = $kind,
-            user_id = $user,
-            resource = $resource,
-            decision = $decision
-            $(, $($rest)*)?
-        )
-    };
-    (tenant_id = $tenant:expr, $($rest:tt)*) => {
-        $crate::__security_with_tenant!($tenant; $($rest)*)
+    ($(tenant_id = $tenant:expr,)? event_type = $kind:expr, user_id = $user:expr, resource = $resource:expr, decision = $decision:expr $(, $($rest:tt)*)?) => {
+        $crate::__omninode_event!("omninode::security"; $(tenant_id = $tenant,)? event_type = $kind, user_id = $user, resource = $resource, decision = $decision $(, $($rest)*)?)
     };
 }
 
+/// The tracing event behind [`audit!`] and [`security!`]: INFO on the given target.
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __security_with_tenant {
-    ($tenant:expr; event_type = $kind:expr, user_id = $user:expr, resource = $resource:expr, decision = $decision:expr $(, $($rest:tt)*)?) => {
-        ::tracing::event!(
-            target: "omninode::security",
-            ::tracing::Level::INFO,
-            tenant_id = $tenant,
-            event_type = $kind,
-            user_id = $user,
-            resource = $resource,
-            decision = $decision
-            $(, $($rest)*)?
-        )
+macro_rules! __omninode_event {
+    ($target:literal; $($fields:tt)*) => {
+        ::tracing::event!(target: $target, ::tracing::Level::INFO, $($fields)*)
     };
 }

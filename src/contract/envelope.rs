@@ -142,24 +142,32 @@ impl Envelope {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::contract::events::{AuditEvent, QualityGatePassed};
-
-    fn meta() -> Meta {
+impl Meta {
+    /// Test metadata: tenant `acme`, namespace `prod`, service `billing`, sequence 7.
+    pub(crate) fn sample(correlation_id: Uuid) -> Meta {
         Meta {
             event_id: Uuid::now_v7(),
             timestamp: Timestamp::now(),
             tenant_id: "acme".into(),
             namespace: "prod".into(),
             source: Source {
-                service_name: "svc".into(),
+                service_name: "billing".into(),
                 instance_id: "i-1".into(),
             },
-            correlation_id: Uuid::now_v7(),
+            correlation_id,
             causation_id: None,
             sequence: 7,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::events::{AuditEvent, QualityGatePassed};
+
+    fn meta() -> Meta {
+        Meta::sample(Uuid::now_v7())
     }
 
     #[test]

@@ -68,34 +68,17 @@ impl PartitionPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::envelope::{Meta, Source};
+    use crate::contract::envelope::Meta;
     use crate::contract::events::{ApplicationLog, AuditEvent, RoutingRequested};
-    use crate::contract::timestamp::Timestamp;
     use uuid::Uuid;
-
-    fn meta(corr: Uuid) -> Meta {
-        Meta {
-            event_id: Uuid::now_v7(),
-            timestamp: Timestamp::now(),
-            tenant_id: "acme".into(),
-            namespace: "prod".into(),
-            source: Source {
-                service_name: "billing".into(),
-                instance_id: "i-1".into(),
-            },
-            correlation_id: corr,
-            causation_id: None,
-            sequence: 1,
-        }
-    }
 
     #[test]
     fn defaults_per_family() {
         let corr = Uuid::now_v7();
         let policy = PartitionPolicy::new();
-        let app = Envelope::new(&ApplicationLog::default(), meta(corr)).unwrap();
-        let audit = Envelope::new(&AuditEvent::default(), meta(corr)).unwrap();
-        let routing = Envelope::new(&RoutingRequested::default(), meta(corr)).unwrap();
+        let app = Envelope::new(&ApplicationLog::default(), Meta::sample(corr)).unwrap();
+        let audit = Envelope::new(&AuditEvent::default(), Meta::sample(corr)).unwrap();
+        let routing = Envelope::new(&RoutingRequested::default(), Meta::sample(corr)).unwrap();
         assert_eq!(policy.key_for(&app).unwrap(), "billing");
         assert_eq!(policy.key_for(&audit).unwrap(), "acme");
         assert_eq!(policy.key_for(&routing).unwrap(), corr.to_string());
@@ -109,7 +92,7 @@ mod tests {
                 actor: "alice".into(),
                 ..Default::default()
             },
-            meta(corr),
+            Meta::sample(corr),
         )
         .unwrap();
         let by_actor = PartitionPolicy::new().with_key_field(Family::Audit, "actor");
