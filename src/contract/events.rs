@@ -17,6 +17,11 @@
 //! left as `None`: they are filled from the envelope (the enclosing span's correlation id
 //! and the capture time). `tenant_id` of audit and security events falls back to the
 //! enclosing span's `tenant_id` field, then to the configured tenant.
+//!
+//! Most of this file is a data table: the `event_catalog!` invocation below is the one
+//! definition of every event type (struct, [`Event`] impl and catalog entry; see
+//! [`crate::contract::catalog`] for how to add one). Its field declarations look alike on
+//! purpose.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -140,22 +140,25 @@ fn field_schema(ft: FieldType, description: &str) -> Node {
     }
 }
 
-fn payload_schema(kind: &EventKind) -> Node {
-    let fields: Vec<_> = kind.described_fields().collect();
-    Node::Obj(vec![
+/// The entries of an object schema that requires all of `properties`, in their order.
+fn object_entries(
+    properties: Vec<(&'static str, Node)>,
+    additional: bool,
+) -> [(&'static str, Node); 4] {
+    [
         ("type", text("object")),
-        ("required", texts(fields.iter().map(|(name, _, _)| *name))),
-        (
-            "properties",
-            Node::Obj(
-                fields
-                    .iter()
-                    .map(|(name, ft, doc)| (*name, field_schema(*ft, doc)))
-                    .collect(),
-            ),
-        ),
-        ("additionalProperties", Node::Bool(true)),
-    ])
+        ("required", texts(properties.iter().map(|(name, _)| *name))),
+        ("properties", Node::Obj(properties)),
+        ("additionalProperties", Node::Bool(additional)),
+    ]
+}
+
+fn payload_schema(kind: &EventKind) -> Node {
+    let fields = kind
+        .described_fields()
+        .map(|(name, ft, doc)| (name, field_schema(ft, &doc)))
+        .collect();
+    Node::Obj(object_entries(fields, true).into())
 }
 
 /// The schema of one envelope field (`validate::ENVELOPE_FIELDS`).
@@ -166,21 +169,12 @@ fn envelope_property(kind: &EventKind, name: &str) -> Node {
         "schema_ref" => Node::Obj(vec![("const", text(kind.schema_ref()))]),
         "timestamp" => reference("timestamp", "When the event was created."),
         "tenant_id" | "namespace" => reference("non_empty_string", ""),
-        "source" => Node::Obj(vec![
-            ("description", text("The producing service and instance.")),
-            ("type", text("object")),
-            ("required", texts(SOURCE_FIELDS)),
-            (
-                "properties",
-                Node::Obj(
-                    SOURCE_FIELDS
-                        .iter()
-                        .map(|f| (*f, reference("non_empty_string", "")))
-                        .collect(),
-                ),
-            ),
-            ("additionalProperties", Node::Bool(false)),
-        ]),
+        "source" => {
+            let fields = SOURCE_FIELDS.map(|f| (f, reference("non_empty_string", "")));
+            let mut node = vec![("description", text("The producing service and instance."))];
+            node.extend(object_entries(fields.into(), false));
+            Node::Obj(node)
+        }
         "correlation_id" => reference(
             "uuid",
             "Shared by every event of one logical operation; inherited down the span tree.",
@@ -246,7 +240,8 @@ fn defs() -> Node {
 
 /// The exact text of `schemas/<event_type>.json` for one catalog entry.
 pub fn generate(kind: &EventKind) -> String {
-    let schema = Node::Obj(vec![
+    let envelope = ENVELOPE_FIELDS.map(|f| (f, envelope_property(kind, f)));
+    let mut schema = vec![
         ("$schema", text(DIALECT)),
         ("$id", text(kind.schema_ref())),
         ("title", text(kind.event_type)),
@@ -258,21 +253,10 @@ pub fn generate(kind: &EventKind) -> String {
                 kind.description()
             )),
         ),
-        ("type", text("object")),
-        ("required", texts(ENVELOPE_FIELDS)),
-        (
-            "properties",
-            Node::Obj(
-                ENVELOPE_FIELDS
-                    .iter()
-                    .map(|f| (*f, envelope_property(kind, f)))
-                    .collect(),
-            ),
-        ),
-        ("additionalProperties", Node::Bool(false)),
-        ("$defs", defs()),
-    ]);
-    let json = serde_json::to_string_pretty(&schema).expect("a Node always serializes");
+    ];
+    schema.extend(object_entries(envelope.into(), false));
+    schema.push(("$defs", defs()));
+    let json = serde_json::to_string_pretty(&Node::Obj(schema)).expect("a Node always serializes");
     let mut out = String::with_capacity(json.len() + 1);
     for c in json.chars() {
         if c.is_ascii() {

@@ -563,7 +563,7 @@ mod tests {
                 v["event_id"] = json!(uuid::Uuid::new_v4().to_string())
             }),
             ("event_id", |v| {
-                // A v7 UUID with the wrong variant bits (`c` instead of 8..b).
+                // version 7, variant `c`: not RFC 9562
                 v["event_id"] = json!("01937a6e-4f2b-7c3d-cd9f-0a1b2c3d4e5f")
             }),
             ("source.extra", |v| v["source"]["extra"] = json!("x")),
