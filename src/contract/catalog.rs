@@ -1,8 +1,29 @@
 //! The event catalog of SPEC §1: every event type, its family, partition-key field,
 //! required payload fields and shipped JSON Schema.
+//!
+//! # One definition per event type
+//!
+//! Every event type is written down once, in the `event_catalog!` invocation of
+//! `src/contract/events.rs`. That one definition yields the payload struct of
+//! [`crate::contract::events`], its [`Event`](crate::contract::events::Event) impl and its
+//! [`EventKind`] in [`CATALOG`] (family, time field, required fields with their
+//! [`FieldType`] and description). The runtime validator
+//! ([`crate::contract::validate`]) reads [`CATALOG`]; the shipped `schemas/<event_type>.json`
+//! files are generated from it by [`crate::contract::schema::generate`] and embedded here
+//! with `include_bytes!` (their sha256 is the `x-schema-hash` header).
+//!
+//! # Adding an event type (or changing one)
+//!
+//! 1. Add (or edit) its definition in `event_catalog!` in `src/contract/events.rs`.
+//! 2. A new type only: create the file first, `touch schemas/<event_type>.json`, since
+//!    `include_bytes!` needs it to exist to compile.
+//! 3. Regenerate the schemas: `OMNINODE_BLESS_SCHEMAS=1 cargo test --lib contract::schema`
+//!    and commit `schemas/`. Without the variable that test fails while a file is stale.
 
 use once_cell::sync::Lazy;
 use sha2::{Digest, Sha256};
+
+use crate::contract::events;
 
 /// A group of related event types that share a partition-key policy and a delivery class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -102,6 +123,10 @@ pub struct EventKind {
     pub time_field: Option<&'static str>,
     /// Required payload fields and their types.
     pub fields: &'static [(&'static str, FieldType)],
+    /// The doc comment of each field of [`EventKind::fields`], same order (raw lines).
+    pub field_docs: &'static [&'static str],
+    /// The doc comment of the event type (raw lines).
+    pub doc: &'static str,
     /// The exact bytes of the shipped schema file.
     pub schema: &'static [u8],
 }
@@ -126,20 +151,36 @@ impl EventKind {
     pub fn is_guaranteed(&self) -> bool {
         self.family.is_guaranteed()
     }
+
+    /// What the event means: the first paragraph of its doc comment, on one line.
+    pub fn description(&self) -> String {
+        first_paragraph(self.doc)
+    }
+
+    /// Every required field with its type and description (the first paragraph of its doc
+    /// comment, on one line).
+    pub fn described_fields(&self) -> impl Iterator<Item = (&'static str, FieldType, String)> {
+        self.fields
+            .iter()
+            .zip(self.field_docs)
+            .map(|(&(name, ft), doc)| (name, ft, first_paragraph(doc)))
+    }
+}
+
+/// The first paragraph of doc-comment text, its lines trimmed and joined by spaces.
+fn first_paragraph(doc: &str) -> String {
+    doc.lines()
+        .map(str::trim)
+        .skip_while(|l| l.is_empty())
+        .take_while(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 static SCHEMA_HASHES: Lazy<Vec<String>> = Lazy::new(|| {
     CATALOG
         .iter()
-        .map(|k| {
-            let digest = Sha256::digest(k.schema);
-            let mut out = String::with_capacity(71);
-            out.push_str("sha256:");
-            for b in digest {
-                out.push_str(&format!("{b:02x}"));
-            }
-            out
-        })
+        .map(|k| format!("sha256:{:x}", Sha256::digest(k.schema)))
         .collect()
 });
 
@@ -160,111 +201,104 @@ pub fn lookup(event_type: &str) -> Option<&'static EventKind> {
     index_of(event_type).map(|i| &CATALOG[i])
 }
 
-pub use table::CATALOG;
+/// Every event type of SPEC §1, in definition order (built from the definitions in
+/// [`crate::contract::events`]).
+pub static CATALOG: [EventKind; events::DEFINITIONS.len()] = events::DEFINITIONS;
 
-mod table {
-    use super::{EventKind, Family, FieldType::*};
-
-    const LEVELS: &[&str] = &["TRACE", "DEBUG", "INFO", "WARN", "ERROR"];
-    const OUTCOMES: &[&str] = &["success", "failure"];
-    const DECISIONS: &[&str] = &["allow", "deny"];
-
-    macro_rules! kind {
-    ($ty:literal, $family:ident, $time:expr, [$($field:literal : $ft:expr),* $(,)?]) => {
-        EventKind {
-            event_type: $ty,
-            family: Family::$family,
-            time_field: $time,
-            fields: &[$(($field, $ft)),*],
-            schema: include_bytes!(concat!("../../schemas/", $ty, ".json")),
+/// Defines the catalog: for every event type, the payload struct, its `Event` impl and its
+/// [`EventKind`], from one definition. Used once, in `src/contract/events.rs`:
+///
+/// ```text
+/// event_catalog! {
+///     /// What the event means (first paragraph: the schema's description).
+///     StructName = "omninode.<domain>.<entity>.<action>.v1", family: <Family> [, time: <field>] {
+///         /// What the field means (first paragraph: the schema's description).
+///         [#[serde(...)]]
+///         field_name: <Rust type> as <FieldType variant>[(<argument>)],
+///         ...
+///     } [not_in_catalog {
+///         /// Struct fields that are not catalog fields (no schema entry, not validated).
+///         #[serde(flatten)]
+///         extra: Object,
+///     }]
+///     ...
+/// }
+/// ```
+///
+/// Every field before `not_in_catalog` is a required payload field of the catalog. A field
+/// named `correlation_id` (an `Option<Uuid>`) becomes [`Event::correlation_id`]; the time
+/// field must be an `Option<Timestamp>`.
+///
+/// [`Event::correlation_id`]: crate::contract::events::Event::correlation_id
+macro_rules! event_catalog {
+    // The doc comment text of a list of attributes (`[doc = "..."]` kept, others skipped).
+    (@doc [$($d:literal)*]) => { concat!($($d, "\n"),*) };
+    (@doc [$($d:literal)*] [doc = $x:literal] $($rest:tt)*) => {
+        event_catalog!(@doc [$($d)* $x] $($rest)*)
+    };
+    (@doc [$($d:literal)*] [$($other:tt)*] $($rest:tt)*) => {
+        event_catalog!(@doc [$($d)*] $($rest)*)
+    };
+    (@time) => { None };
+    (@time $time:ident) => { Some(stringify!($time)) };
+    (@corr correlation_id) => {
+        fn correlation_id(&self) -> Option<::uuid::Uuid> {
+            self.correlation_id
         }
     };
-}
+    (@corr $other:ident) => {};
+    ($(
+        $(#[doc = $doc:literal])+
+        $name:ident = $ty:literal, family: $family:ident $(, time: $time:ident)? {
+            $(
+                $(#[$($fattr:tt)*])*
+                $field:ident : $fty:ty as $ft:ident $(($arg:expr))?
+            ),* $(,)?
+        } $(not_in_catalog {
+            $(
+                $(#[$xattr:meta])*
+                $xfield:ident : $xty:ty
+            ),* $(,)?
+        })?
+    )*) => {
+        $(
+            $(#[doc = $doc])+
+            #[doc = ""]
+            #[doc = concat!(" Published as `", $ty, "`.")]
+            #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+            pub struct $name {
+                $( $(#[$($fattr)*])* pub $field: $fty, )*
+                $($( $(#[$xattr])* pub $xfield: $xty, )*)?
+            }
 
-    /// Every event type of SPEC §1.
-    pub static CATALOG: [EventKind; 19] = [
-        kind!("omninode.logging.application.v1", Application, None, [
-            "service_name": NonEmptyString, "instance_id": NonEmptyString, "level": OneOf(LEVELS),
-            "logger": String, "message": String, "code": StringOrNull, "context": Object,
-        ]),
-        kind!("omninode.logging.audit.v1", Audit, Some("timestamp"), [
-            "tenant_id": NonEmptyString, "action": NonEmptyString, "actor": NonEmptyString,
-            "resource": NonEmptyString, "timestamp": Timestamp, "outcome": OneOf(OUTCOMES),
-        ]),
-        kind!("omninode.logging.security.v1", Security, Some("timestamp"), [
-            "tenant_id": NonEmptyString, "event_type": NonEmptyString, "user_id": NonEmptyString,
-            "resource": NonEmptyString, "decision": OneOf(DECISIONS), "timestamp": Timestamp,
-        ]),
-        kind!("omninode.agent.execution.started.v1", AgentExecution, Some("started_at"), [
-            "agent_name": NonEmptyString, "user_request": String, "correlation_id": Uuid,
-            "session_id": StringOrNull, "started_at": Timestamp, "context": Object,
-        ]),
-        kind!("omninode.agent.execution.completed.v1", AgentExecution, Some("completed_at"), [
-            "agent_name": NonEmptyString, "correlation_id": Uuid, "duration_ms": Integer,
-            "quality_score": NumberOrNull, "completed_at": Timestamp, "output_summary": StringOrNull,
-            "metrics": Object,
-        ]),
-        kind!("omninode.agent.execution.failed.v1", AgentExecution, Some("failed_at"), [
-            "agent_name": NonEmptyString, "correlation_id": Uuid, "error_message": String,
-            "error_type": String, "error_stack_trace": StringOrNull, "failed_at": Timestamp,
-            "partial_results": Object,
-        ]),
-        kind!("omninode.agent.quality.gate.passed.v1", QualityGate, Some("passed_at"), [
-            "gate_name": NonEmptyString, "correlation_id": Uuid, "score": Number,
-            "threshold": Number, "passed_at": Timestamp, "metrics": Object,
-        ]),
-        kind!("omninode.agent.quality.gate.failed.v1", QualityGate, Some("failed_at"), [
-            "gate_name": NonEmptyString, "correlation_id": Uuid, "score": Number,
-            "threshold": Number, "failed_at": Timestamp, "failure_reasons": StringArray,
-            "recommendations": StringArray,
-        ]),
-        kind!("omninode.agent.provider.selected.v1", Provider, Some("selected_at"), [
-            "provider_name": NonEmptyString, "model_name": NonEmptyString, "correlation_id": Uuid,
-            "selection_reason": String, "selection_criteria": Object, "selected_at": Timestamp,
-        ]),
-        kind!("omninode.agent.confidence.scored.v1", Confidence, Some("scored_at"), [
-            "agent_name": NonEmptyString, "confidence_score": Number, "routing_strategy": String,
-            "correlation_id": Uuid, "scored_at": Timestamp, "factors": Object,
-        ]),
-        kind!("omninode.agent.routing.requested.v1", Routing, Some("requested_at"), [
-            "user_request": String, "correlation_id": Uuid, "requested_at": Timestamp,
-            "context": Object,
-        ]),
-        kind!("omninode.agent.routing.completed.v1", Routing, Some("completed_at"), [
-            "selected_agent": NonEmptyString, "confidence_score": Number, "routing_strategy": String,
-            "correlation_id": Uuid, "duration_ms": Integer, "completed_at": Timestamp,
-            "alternatives": Array,
-        ]),
-        kind!("omninode.agent.routing.failed.v1", Routing, Some("failed_at"), [
-            "correlation_id": Uuid, "error_message": String, "error_type": String,
-            "failed_at": Timestamp,
-        ]),
-        kind!("omninode.agent.transformation.started.v1", Transformation, Some("started_at"), [
-            "source_agent": NonEmptyString, "target_agent": NonEmptyString,
-            "transformation_reason": String, "correlation_id": Uuid, "started_at": Timestamp,
-        ]),
-        kind!("omninode.agent.transformation.completed.v1", Transformation, Some("completed_at"), [
-            "source_agent": NonEmptyString, "target_agent": NonEmptyString, "correlation_id": Uuid,
-            "duration_ms": Integer, "completed_at": Timestamp,
-        ]),
-        kind!("omninode.agent.transformation.failed.v1", Transformation, Some("failed_at"), [
-            "source_agent": NonEmptyString, "target_agent": NonEmptyString, "correlation_id": Uuid,
-            "error_message": String, "error_type": String, "failed_at": Timestamp,
-        ]),
-        kind!("omninode.intelligence.code-analysis.requested.v1", CodeAnalysis, Some("requested_at"), [
-            "operation_type": NonEmptyString, "correlation_id": Uuid, "source_path": String,
-            "language": String, "options": Object, "requested_at": Timestamp,
-        ]),
-        kind!("omninode.intelligence.code-analysis.completed.v1", CodeAnalysis, Some("completed_at"), [
-            "operation_type": NonEmptyString, "correlation_id": Uuid, "duration_ms": Integer,
-            "results_summary": String, "results": Object, "completed_at": Timestamp,
-        ]),
-        kind!("omninode.intelligence.code-analysis.failed.v1", CodeAnalysis, Some("failed_at"), [
-            "operation_type": NonEmptyString, "correlation_id": Uuid, "error_code": String,
-            "error_message": String, "failed_at": Timestamp,
-        ]),
-    ];
+            impl $crate::contract::events::Event for $name {
+                const EVENT_TYPE: &'static str = $ty;
+                $( event_catalog!(@corr $field); )*
+            }
+
+            // The time field exists and has the type the envelope fills in.
+            $(const _: fn(&$name) -> &Option<$crate::contract::timestamp::Timestamp> =
+                |e| &e.$time;)?
+        )*
+
+        /// The catalog entries, one per definition above, in order.
+        pub(crate) const DEFINITIONS: [$crate::contract::catalog::EventKind;
+            [$(stringify!($name)),*].len()] = [$(
+            $crate::contract::catalog::EventKind {
+                event_type: $ty,
+                family: $crate::contract::catalog::Family::$family,
+                time_field: event_catalog!(@time $($time)?),
+                fields: &[$(
+                    (stringify!($field), $crate::contract::catalog::FieldType::$ft $(($arg))?)
+                ),*],
+                field_docs: &[$( event_catalog!(@doc [] $([$($fattr)*])*) ),*],
+                doc: event_catalog!(@doc [] $([doc = $doc])+),
+                schema: include_bytes!(concat!("../../schemas/", $ty, ".json")),
+            }
+        ),*];
+    };
 }
+pub(crate) use event_catalog;
 
 #[cfg(test)]
 mod tests {

@@ -17,12 +17,17 @@
 //! left as `None`: they are filled from the envelope (the enclosing span's correlation id
 //! and the capture time). `tenant_id` of audit and security events falls back to the
 //! enclosing span's `tenant_id` field, then to the configured tenant.
+//!
+//! Most of this file is a data table: the `event_catalog!` invocation below is the one
+//! definition of every event type (struct, [`Event`] impl and catalog entry; see
+//! [`crate::contract::catalog`] for how to add one). Its field declarations look alike on
+//! purpose.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::contract::catalog::{self, EventKind};
+use crate::contract::catalog::{self, event_catalog, EventKind};
 use crate::contract::timestamp::Timestamp;
 
 /// A typed catalog event.
@@ -66,408 +71,378 @@ pub enum Decision {
     Deny,
 }
 
-macro_rules! event {
-    (
-        $(#[$meta:meta])*
-        $name:ident = $ty:literal, correlated: $corr:tt {
-            $( $(#[$fmeta:meta])* $field:ident : $fty:ty ),* $(,)?
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-        pub struct $name {
-            $( $(#[$fmeta])* pub $field: $fty, )*
-        }
-        impl Event for $name {
-            const EVENT_TYPE: &'static str = $ty;
-            event!(@corr $corr);
-        }
-    };
-    (@corr yes) => {
-        fn correlation_id(&self) -> Option<Uuid> {
-            self.correlation_id
-        }
-    };
-    (@corr no) => {};
-}
+const LEVELS: &[&str] = &["TRACE", "DEBUG", "INFO", "WARN", "ERROR"];
+const OUTCOMES: &[&str] = &["success", "failure"];
+const DECISIONS: &[&str] = &["allow", "deny"];
 
-event! {
-    /// `omninode.logging.application.v1`: one application log line (built by the layer).
-    ApplicationLog = "omninode.logging.application.v1", correlated: no {
-        /// Service that logged it.
-        service_name: String,
-        /// Instance that logged it.
-        instance_id: String,
+// THE catalog: one definition per event type (syntax: `catalog::event_catalog!`). The first
+// paragraph of each doc comment is the description in the generated schema. After a change,
+// regenerate `schemas/` (see the `catalog` module docs).
+event_catalog! {
+    /// An application log record made from a tracing event.
+    ///
+    /// Built by the layer from every `tracing` event at or above its level.
+    ApplicationLog = "omninode.logging.application.v1", family: Application {
+        /// Producing service; the partition key.
+        service_name: String as NonEmptyString,
+        /// Producing instance of the service.
+        instance_id: String as NonEmptyString,
         /// `TRACE`, `DEBUG`, `INFO`, `WARN` or `ERROR`.
-        level: String,
+        level: String as OneOf(LEVELS),
         /// The tracing target.
-        logger: String,
+        logger: String as String,
         /// The message text.
-        message: String,
-        /// A machine-readable code, from a `code` field.
-        code: Option<String>,
+        message: String as String,
+        /// Machine-readable code, from a `code` field (e.g. `OMNINODE_EVENTS_DROPPED`).
+        code: Option<String> as StringOrNull,
         /// Event fields, then enclosing span fields (inner wins).
-        context: Object,
+        context: Object as Object,
     }
-}
 
-event! {
-    /// `omninode.logging.audit.v1`: who did what to which resource, and how it ended.
-    AuditEvent = "omninode.logging.audit.v1", correlated: no {
-        /// Tenant; falls back to the span's `tenant_id`, then to config.
+    /// An audit trail record for compliance: who did what to which resource, and how it ended.
+    AuditEvent = "omninode.logging.audit.v1", family: Audit, time: timestamp {
+        /// Tenant the action belongs to; the partition key. Falls back to the span's
+        /// `tenant_id`, then to the configured tenant.
         #[serde(skip_serializing_if = "Option::is_none")]
-        tenant_id: Option<String>,
+        tenant_id: Option<String> as NonEmptyString,
         /// What was done (`user.delete`, ...).
-        action: String,
+        action: String as NonEmptyString,
         /// Who did it.
-        actor: String,
+        actor: String as NonEmptyString,
         /// What it was done to.
-        resource: String,
-        /// When; defaults to capture time.
+        resource: String as NonEmptyString,
+        /// When it was done; defaults to the capture time.
         #[serde(skip_serializing_if = "Option::is_none")]
-        timestamp: Option<Timestamp>,
+        timestamp: Option<Timestamp> as Timestamp,
         /// How it ended.
-        outcome: Outcome,
+        outcome: Outcome as OneOf(OUTCOMES),
+    } not_in_catalog {
         /// Any further fields.
         #[serde(flatten)]
         extra: Object,
     }
-}
 
-event! {
-    /// `omninode.logging.security.v1`: a security decision.
-    SecurityEvent = "omninode.logging.security.v1", correlated: no {
-        /// Tenant; falls back to the span's `tenant_id`, then to config.
+    /// A security audit record, such as an API key use or a permission check.
+    SecurityEvent = "omninode.logging.security.v1", family: Security, time: timestamp {
+        /// Tenant the decision belongs to; the partition key. Falls back to the span's
+        /// `tenant_id`, then to the configured tenant.
         #[serde(skip_serializing_if = "Option::is_none")]
-        tenant_id: Option<String>,
-        /// Kind of security event (`api_key_used`, `permission_check`, ...).
-        event_type: String,
+        tenant_id: Option<String> as NonEmptyString,
+        /// Kind of security event (`api_key_used`, `permission_check`, ...); not the
+        /// envelope's `event_type`.
+        event_type: String as NonEmptyString,
         /// The user concerned.
-        user_id: String,
+        user_id: String as NonEmptyString,
         /// The resource concerned.
-        resource: String,
+        resource: String as NonEmptyString,
         /// The decision taken.
-        decision: Decision,
-        /// When; defaults to capture time.
+        decision: Decision as OneOf(DECISIONS),
+        /// When it was decided; defaults to the capture time.
         #[serde(skip_serializing_if = "Option::is_none")]
-        timestamp: Option<Timestamp>,
+        timestamp: Option<Timestamp> as Timestamp,
+    } not_in_catalog {
         /// Any further fields.
         #[serde(flatten)]
         extra: Object,
     }
-}
 
-event! {
-    /// `omninode.agent.execution.started.v1` (normally emitted by the layer from an agent span).
-    AgentExecutionStarted = "omninode.agent.execution.started.v1", correlated: yes {
+    /// An agent execution began.
+    ///
+    /// Normally emitted by the layer when an agent span is first entered.
+    AgentExecutionStarted = "omninode.agent.execution.started.v1", family: AgentExecution,
+        time: started_at {
         /// Agent name.
-        agent_name: String,
+        agent_name: String as NonEmptyString,
         /// The request the agent works on.
-        user_request: String,
-        /// Correlation id; defaults to the span's.
+        user_request: String as String,
+        /// Same value as the envelope's `correlation_id`; defaults to the span's.
         #[serde(skip_serializing_if = "Option::is_none")]
-        correlation_id: Option<Uuid>,
-        /// Session id, if any.
-        session_id: Option<String>,
-        /// Start time; defaults to capture time.
+        correlation_id: Option<Uuid> as Uuid,
+        /// Session the execution belongs to, or null if none.
+        session_id: Option<String> as StringOrNull,
+        /// Start time; defaults to the capture time.
         #[serde(skip_serializing_if = "Option::is_none")]
-        started_at: Option<Timestamp>,
+        started_at: Option<Timestamp> as Timestamp,
         /// Free-form context.
-        context: Object,
+        context: Object as Object,
     }
-}
 
-event! {
-    /// `omninode.agent.execution.completed.v1`.
-    AgentExecutionCompleted = "omninode.agent.execution.completed.v1", correlated: yes {
+    /// An agent execution finished successfully.
+    AgentExecutionCompleted = "omninode.agent.execution.completed.v1", family: AgentExecution,
+        time: completed_at {
         /// Agent name.
-        agent_name: String,
-        /// Correlation id; defaults to the span's.
+        agent_name: String as NonEmptyString,
+        /// Same value as the envelope's `correlation_id`; defaults to the span's.
         #[serde(skip_serializing_if = "Option::is_none")]
-        correlation_id: Option<Uuid>,
-        /// Wall-clock duration.
-        duration_ms: u64,
-        /// Quality score, if one was computed.
-        quality_score: Option<f64>,
-        /// Completion time; defaults to capture time.
+        correlation_id: Option<Uuid> as Uuid,
+        /// Elapsed (wall-clock) time in milliseconds.
+        duration_ms: u64 as Integer,
+        /// Quality score, or null if none was computed.
+        quality_score: Option<f64> as NumberOrNull,
+        /// Completion time; defaults to the capture time.
         #[serde(skip_serializing_if = "Option::is_none")]
-        completed_at: Option<Timestamp>,
-        /// A short summary of the output.
-        output_summary: Option<String>,
+        completed_at: Option<Timestamp> as Timestamp,
+        /// A short summary of the output, or null.
+        output_summary: Option<String> as StringOrNull,
         /// Metrics recorded during the execution.
-        metrics: Object,
+        metrics: Object as Object,
     }
-}
 
-event! {
-    /// `omninode.agent.execution.failed.v1`.
-    AgentExecutionFailed = "omninode.agent.execution.failed.v1", correlated: yes {
+    /// An agent execution failed.
+    AgentExecutionFailed = "omninode.agent.execution.failed.v1", family: AgentExecution,
+        time: failed_at {
         /// Agent name.
-        agent_name: String,
-        /// Correlation id; defaults to the span's.
+        agent_name: String as NonEmptyString,
+        /// Same value as the envelope's `correlation_id`; defaults to the span's.
         #[serde(skip_serializing_if = "Option::is_none")]
-        correlation_id: Option<Uuid>,
+        correlation_id: Option<Uuid> as Uuid,
         /// The error message.
-        error_message: String,
-        /// The error's type or category.
-        error_type: String,
-        /// Stack trace (capped at 8 KiB on the wire).
-        error_stack_trace: Option<String>,
-        /// Failure time; defaults to capture time.
+        error_message: String as String,
+        /// The error's type or category; `shutdown` for spans still open at shutdown.
+        error_type: String as String,
+        /// Stack trace (capped at 8 KiB on the wire), or null.
+        error_stack_trace: Option<String> as StringOrNull,
+        /// Failure time; defaults to the capture time.
         #[serde(skip_serializing_if = "Option::is_none")]
-        failed_at: Option<Timestamp>,
+        failed_at: Option<Timestamp> as Timestamp,
         /// Whatever was produced before the failure.
-        partial_results: Object,
+        partial_results: Object as Object,
     }
-}
 
-event! {
-    /// `omninode.agent.quality.gate.passed.v1`.
-    QualityGatePassed = "omninode.agent.quality.gate.passed.v1", correlated: yes {
+    /// A quality gate passed.
+    QualityGatePassed = "omninode.agent.quality.gate.passed.v1", family: QualityGate,
+        time: passed_at {
         /// Gate name.
-        gate_name: String,
-        /// Correlation id; defaults to the span's.
+        gate_name: String as NonEmptyString,
+        /// Same value as the envelope's `correlation_id`; defaults to the span's.
         #[serde(skip_serializing_if = "Option::is_none")]
-        correlation_id: Option<Uuid>,
-        /// Score reached.
-        score: f64,
-        /// Threshold to pass.
-        threshold: f64,
-        /// Time; defaults to capture time.
+        correlation_id: Option<Uuid> as Uuid,
+        /// Score reached (no fixed scale).
+        score: f64 as Number,
+        /// Threshold to pass (same scale as the score).
+        threshold: f64 as Number,
+        /// Time; defaults to the capture time.
         #[serde(skip_serializing_if = "Option::is_none")]
-        passed_at: Option<Timestamp>,
+        passed_at: Option<Timestamp> as Timestamp,
         /// Metrics behind the score.
-        metrics: Object,
+        metrics: Object as Object,
     }
-}
 
-event! {
-    /// `omninode.agent.quality.gate.failed.v1`.
-    QualityGateFailed = "omninode.agent.quality.gate.failed.v1", correlated: yes {
+    /// A quality gate failed.
+    QualityGateFailed = "omninode.agent.quality.gate.failed.v1", family: QualityGate,
+        time: failed_at {
         /// Gate name.
-        gate_name: String,
-        /// Correlation id; defaults to the span's.
+        gate_name: String as NonEmptyString,
+        /// Same value as the envelope's `correlation_id`; defaults to the span's.
         #[serde(skip_serializing_if = "Option::is_none")]
-        correlation_id: Option<Uuid>,
-        /// Score reached.
-        score: f64,
-        /// Threshold to pass.
-        threshold: f64,
-        /// Time; defaults to capture time.
+        correlation_id: Option<Uuid> as Uuid,
+        /// Score reached (no fixed scale).
+        score: f64 as Number,
+        /// Threshold to pass (same scale as the score).
+        threshold: f64 as Number,
+        /// Time; defaults to the capture time.
         #[serde(skip_serializing_if = "Option::is_none")]
-        failed_at: Option<Timestamp>,
+        failed_at: Option<Timestamp> as Timestamp,
         /// Why it failed.
-        failure_reasons: Vec<String>,
+        failure_reasons: Vec<String> as StringArray,
         /// What to do about it.
-        recommendations: Vec<String>,
+        recommendations: Vec<String> as StringArray,
     }
-}
 
-event! {
-    /// `omninode.agent.provider.selected.v1`.
-    ProviderSelected = "omninode.agent.provider.selected.v1", correlated: yes {
+    /// An AI provider and model were selected.
+    ProviderSelected = "omninode.agent.provider.selected.v1", family: Provider,
+        time: selected_at {
         /// Provider (`openai`, `anthropic`, ...).
-        provider_name: String,
+        provider_name: String as NonEmptyString,
         /// Model.
-        model_name: String,
-        /// Correlation id; defaults to the span's.
+        model_name: String as NonEmptyString,
+        /// Same value as the envelope's `correlation_id`; defaults to the span's.
         #[serde(skip_serializing_if = "Option::is_none")]
-        correlation_id: Option<Uuid>,
+        correlation_id: Option<Uuid> as Uuid,
         /// Why it was chosen.
-        selection_reason: String,
+        selection_reason: String as String,
         /// The criteria weighed.
-        selection_criteria: Object,
-        /// Time; defaults to capture time.
+        selection_criteria: Object as Object,
+        /// Time; defaults to the capture time.
         #[serde(skip_serializing_if = "Option::is_none")]
-        selected_at: Option<Timestamp>,
+        selected_at: Option<Timestamp> as Timestamp,
     }
-}
 
-event! {
-    /// `omninode.agent.confidence.scored.v1`.
-    ConfidenceScored = "omninode.agent.confidence.scored.v1", correlated: yes {
+    /// A routing confidence score was computed for an agent.
+    ConfidenceScored = "omninode.agent.confidence.scored.v1", family: Confidence,
+        time: scored_at {
         /// Agent scored.
-        agent_name: String,
-        /// The score.
-        confidence_score: f64,
+        agent_name: String as NonEmptyString,
+        /// The score (no fixed scale).
+        confidence_score: f64 as Number,
         /// Routing strategy in use.
-        routing_strategy: String,
-        /// Correlation id; defaults to the span's.
+        routing_strategy: String as String,
+        /// Same value as the envelope's `correlation_id`; defaults to the span's.
         #[serde(skip_serializing_if = "Option::is_none")]
-        correlation_id: Option<Uuid>,
-        /// Time; defaults to capture time.
+        correlation_id: Option<Uuid> as Uuid,
+        /// Time; defaults to the capture time.
         #[serde(skip_serializing_if = "Option::is_none")]
-        scored_at: Option<Timestamp>,
+        scored_at: Option<Timestamp> as Timestamp,
         /// Factors behind the score.
-        factors: Object,
+        factors: Object as Object,
     }
-}
 
-event! {
-    /// `omninode.agent.routing.requested.v1`.
-    RoutingRequested = "omninode.agent.routing.requested.v1", correlated: yes {
+    /// Routing of a user request to an agent was requested.
+    RoutingRequested = "omninode.agent.routing.requested.v1", family: Routing,
+        time: requested_at {
         /// The request to route.
-        user_request: String,
-        /// Correlation id; defaults to the span's.
+        user_request: String as String,
+        /// Same value as the envelope's `correlation_id`; defaults to the span's.
         #[serde(skip_serializing_if = "Option::is_none")]
-        correlation_id: Option<Uuid>,
-        /// Time; defaults to capture time.
+        correlation_id: Option<Uuid> as Uuid,
+        /// Time; defaults to the capture time.
         #[serde(skip_serializing_if = "Option::is_none")]
-        requested_at: Option<Timestamp>,
+        requested_at: Option<Timestamp> as Timestamp,
         /// Free-form context.
-        context: Object,
+        context: Object as Object,
     }
-}
 
-event! {
-    /// `omninode.agent.routing.completed.v1`.
-    RoutingCompleted = "omninode.agent.routing.completed.v1", correlated: yes {
+    /// A user request was routed to an agent.
+    RoutingCompleted = "omninode.agent.routing.completed.v1", family: Routing,
+        time: completed_at {
         /// The agent selected.
-        selected_agent: String,
-        /// Confidence in the choice.
-        confidence_score: f64,
+        selected_agent: String as NonEmptyString,
+        /// Confidence in the choice (no fixed scale).
+        confidence_score: f64 as Number,
         /// Strategy used.
-        routing_strategy: String,
-        /// Correlation id; defaults to the span's.
+        routing_strategy: String as String,
+        /// Same value as the envelope's `correlation_id`; defaults to the span's.
         #[serde(skip_serializing_if = "Option::is_none")]
-        correlation_id: Option<Uuid>,
-        /// Routing time.
-        duration_ms: u64,
-        /// Time; defaults to capture time.
+        correlation_id: Option<Uuid> as Uuid,
+        /// Routing time in milliseconds.
+        duration_ms: u64 as Integer,
+        /// Time; defaults to the capture time.
         #[serde(skip_serializing_if = "Option::is_none")]
-        completed_at: Option<Timestamp>,
-        /// The runners-up.
-        alternatives: Vec<serde_json::Value>,
+        completed_at: Option<Timestamp> as Timestamp,
+        /// The runners-up; items of any shape.
+        alternatives: Vec<serde_json::Value> as Array,
     }
-}
 
-event! {
-    /// `omninode.agent.routing.failed.v1`.
-    RoutingFailed = "omninode.agent.routing.failed.v1", correlated: yes {
-        /// Correlation id; defaults to the span's.
+    /// Routing of a user request failed.
+    RoutingFailed = "omninode.agent.routing.failed.v1", family: Routing, time: failed_at {
+        /// Same value as the envelope's `correlation_id`; defaults to the span's.
         #[serde(skip_serializing_if = "Option::is_none")]
-        correlation_id: Option<Uuid>,
+        correlation_id: Option<Uuid> as Uuid,
         /// The error message.
-        error_message: String,
+        error_message: String as String,
         /// The error's type.
-        error_type: String,
-        /// Time; defaults to capture time.
+        error_type: String as String,
+        /// Time; defaults to the capture time.
         #[serde(skip_serializing_if = "Option::is_none")]
-        failed_at: Option<Timestamp>,
+        failed_at: Option<Timestamp> as Timestamp,
     }
-}
 
-event! {
-    /// `omninode.agent.transformation.started.v1`.
-    TransformationStarted = "omninode.agent.transformation.started.v1", correlated: yes {
+    /// An agent transformation (hand-over from one agent to another) began.
+    TransformationStarted = "omninode.agent.transformation.started.v1", family: Transformation,
+        time: started_at {
         /// Agent handing over.
-        source_agent: String,
+        source_agent: String as NonEmptyString,
         /// Agent taking over.
-        target_agent: String,
+        target_agent: String as NonEmptyString,
         /// Why.
-        transformation_reason: String,
-        /// Correlation id; defaults to the span's.
+        transformation_reason: String as String,
+        /// Same value as the envelope's `correlation_id`; defaults to the span's.
         #[serde(skip_serializing_if = "Option::is_none")]
-        correlation_id: Option<Uuid>,
-        /// Time; defaults to capture time.
+        correlation_id: Option<Uuid> as Uuid,
+        /// Time; defaults to the capture time.
         #[serde(skip_serializing_if = "Option::is_none")]
-        started_at: Option<Timestamp>,
+        started_at: Option<Timestamp> as Timestamp,
     }
-}
 
-event! {
-    /// `omninode.agent.transformation.completed.v1`.
-    TransformationCompleted = "omninode.agent.transformation.completed.v1", correlated: yes {
+    /// An agent transformation finished successfully.
+    TransformationCompleted = "omninode.agent.transformation.completed.v1",
+        family: Transformation, time: completed_at {
         /// Agent handing over.
-        source_agent: String,
+        source_agent: String as NonEmptyString,
         /// Agent taking over.
-        target_agent: String,
-        /// Correlation id; defaults to the span's.
+        target_agent: String as NonEmptyString,
+        /// Same value as the envelope's `correlation_id`; defaults to the span's.
         #[serde(skip_serializing_if = "Option::is_none")]
-        correlation_id: Option<Uuid>,
-        /// Duration.
-        duration_ms: u64,
-        /// Time; defaults to capture time.
+        correlation_id: Option<Uuid> as Uuid,
+        /// Elapsed time in milliseconds.
+        duration_ms: u64 as Integer,
+        /// Time; defaults to the capture time.
         #[serde(skip_serializing_if = "Option::is_none")]
-        completed_at: Option<Timestamp>,
+        completed_at: Option<Timestamp> as Timestamp,
     }
-}
 
-event! {
-    /// `omninode.agent.transformation.failed.v1`.
-    TransformationFailed = "omninode.agent.transformation.failed.v1", correlated: yes {
+    /// An agent transformation failed.
+    TransformationFailed = "omninode.agent.transformation.failed.v1", family: Transformation,
+        time: failed_at {
         /// Agent handing over.
-        source_agent: String,
+        source_agent: String as NonEmptyString,
         /// Agent taking over.
-        target_agent: String,
-        /// Correlation id; defaults to the span's.
+        target_agent: String as NonEmptyString,
+        /// Same value as the envelope's `correlation_id`; defaults to the span's.
         #[serde(skip_serializing_if = "Option::is_none")]
-        correlation_id: Option<Uuid>,
+        correlation_id: Option<Uuid> as Uuid,
         /// The error message.
-        error_message: String,
+        error_message: String as String,
         /// The error's type.
-        error_type: String,
-        /// Time; defaults to capture time.
+        error_type: String as String,
+        /// Time; defaults to the capture time.
         #[serde(skip_serializing_if = "Option::is_none")]
-        failed_at: Option<Timestamp>,
+        failed_at: Option<Timestamp> as Timestamp,
     }
-}
 
-event! {
-    /// `omninode.intelligence.code-analysis.requested.v1`.
-    CodeAnalysisRequested = "omninode.intelligence.code-analysis.requested.v1", correlated: yes {
+    /// A code analysis was requested.
+    CodeAnalysisRequested = "omninode.intelligence.code-analysis.requested.v1",
+        family: CodeAnalysis, time: requested_at {
         /// Operation (`quality`, `security-scan`, ...).
-        operation_type: String,
-        /// Correlation id; defaults to the span's.
+        operation_type: String as NonEmptyString,
+        /// Same value as the envelope's `correlation_id`; defaults to the span's.
         #[serde(skip_serializing_if = "Option::is_none")]
-        correlation_id: Option<Uuid>,
+        correlation_id: Option<Uuid> as Uuid,
         /// Path analysed.
-        source_path: String,
+        source_path: String as String,
         /// Source language.
-        language: String,
+        language: String as String,
         /// Analysis options.
-        options: Object,
-        /// Time; defaults to capture time.
+        options: Object as Object,
+        /// Time; defaults to the capture time.
         #[serde(skip_serializing_if = "Option::is_none")]
-        requested_at: Option<Timestamp>,
+        requested_at: Option<Timestamp> as Timestamp,
     }
-}
 
-event! {
-    /// `omninode.intelligence.code-analysis.completed.v1`.
-    CodeAnalysisCompleted = "omninode.intelligence.code-analysis.completed.v1", correlated: yes {
+    /// A code analysis finished successfully.
+    CodeAnalysisCompleted = "omninode.intelligence.code-analysis.completed.v1",
+        family: CodeAnalysis, time: completed_at {
         /// Operation.
-        operation_type: String,
-        /// Correlation id; defaults to the span's.
+        operation_type: String as NonEmptyString,
+        /// Same value as the envelope's `correlation_id`; defaults to the span's.
         #[serde(skip_serializing_if = "Option::is_none")]
-        correlation_id: Option<Uuid>,
-        /// Duration.
-        duration_ms: u64,
+        correlation_id: Option<Uuid> as Uuid,
+        /// Elapsed time in milliseconds.
+        duration_ms: u64 as Integer,
         /// One-line summary.
-        results_summary: String,
+        results_summary: String as String,
         /// Full results.
-        results: Object,
-        /// Time; defaults to capture time.
+        results: Object as Object,
+        /// Time; defaults to the capture time.
         #[serde(skip_serializing_if = "Option::is_none")]
-        completed_at: Option<Timestamp>,
+        completed_at: Option<Timestamp> as Timestamp,
     }
-}
 
-event! {
-    /// `omninode.intelligence.code-analysis.failed.v1`.
-    CodeAnalysisFailed = "omninode.intelligence.code-analysis.failed.v1", correlated: yes {
+    /// A code analysis failed.
+    CodeAnalysisFailed = "omninode.intelligence.code-analysis.failed.v1",
+        family: CodeAnalysis, time: failed_at {
         /// Operation.
-        operation_type: String,
-        /// Correlation id; defaults to the span's.
+        operation_type: String as NonEmptyString,
+        /// Same value as the envelope's `correlation_id`; defaults to the span's.
         #[serde(skip_serializing_if = "Option::is_none")]
-        correlation_id: Option<Uuid>,
+        correlation_id: Option<Uuid> as Uuid,
         /// Machine-readable error code.
-        error_code: String,
+        error_code: String as String,
         /// The error message.
-        error_message: String,
-        /// Time; defaults to capture time.
+        error_message: String as String,
+        /// Time; defaults to the capture time.
         #[serde(skip_serializing_if = "Option::is_none")]
-        failed_at: Option<Timestamp>,
+        failed_at: Option<Timestamp> as Timestamp,
     }
 }
 

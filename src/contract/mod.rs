@@ -9,6 +9,7 @@ pub mod envelope;
 pub mod events;
 pub mod limits;
 pub mod partition;
+pub mod schema;
 pub mod taxonomy;
 pub mod timestamp;
 pub mod validate;

@@ -133,10 +133,11 @@ pub fn validate_uuid(path: &str, s: &str) -> Result<uuid::Uuid, ValidationError>
     }
 }
 
-/// Checks a lowercase hyphenated UUID of version 7.
+/// Checks a lowercase hyphenated UUID of version 7 (and the RFC 9562 variant, as the
+/// shipped schemas do).
 pub fn validate_uuid_v7(path: &str, s: &str) -> Result<uuid::Uuid, ValidationError> {
     let id = validate_uuid(path, s)?;
-    if id.get_version_num() == 7 {
+    if id.get_version_num() == 7 && id.get_variant() == uuid::Variant::RFC4122 {
         Ok(id)
     } else {
         Err(err(path, Problem::NotV7(s.to_owned())))
@@ -247,7 +248,8 @@ fn check_field(prefix: &str, name: &str, v: &Value, ft: FieldType, out: &mut Vec
     }
 }
 
-const ENVELOPE_FIELDS: [&str; 11] = [
+/// The fields of an envelope, in wire order (the generated schemas list them in this order).
+pub(crate) const ENVELOPE_FIELDS: [&str; 11] = [
     "event_id",
     "event_type",
     "schema_ref",
@@ -260,6 +262,9 @@ const ENVELOPE_FIELDS: [&str; 11] = [
     "sequence",
     "payload",
 ];
+
+/// The fields of an envelope's `source`.
+pub(crate) const SOURCE_FIELDS: [&str; 2] = ["service_name", "instance_id"];
 
 /// Validates a whole envelope (as JSON) against SPEC §2 and its catalog entry, with the
 /// catalog's default partition-key field. Returns every problem found, not just the first.
@@ -342,11 +347,14 @@ pub fn validate_envelope_with_key(
     }
     match get("source") {
         Some(Value::Object(src)) => {
-            for f in ["service_name", "instance_id"] {
+            for f in SOURCE_FIELDS {
                 match src.get(f) {
                     Some(v) => check_field("source", f, v, FieldType::NonEmptyString, &mut out),
                     None => out.push(err(format!("source.{f}"), Problem::Missing)),
                 }
+            }
+            for name in src.keys().filter(|k| !SOURCE_FIELDS.contains(&k.as_str())) {
+                out.push(err(format!("source.{name}"), Problem::Unexpected));
             }
         }
         Some(v) => check_field("", "source", v, FieldType::Object, &mut out),
@@ -541,7 +549,7 @@ mod tests {
     fn whole_envelope_table() {
         assert_eq!(validate_envelope(&audit()), Ok(()));
         type Breaker = fn(&mut Value);
-        let cases: [(&str, Breaker); 10] = [
+        let cases: [(&str, Breaker); 12] = [
             ("payload.actor", |v| {
                 v["payload"].as_object_mut().unwrap().remove("actor");
             }),
@@ -554,6 +562,11 @@ mod tests {
             ("event_id", |v| {
                 v["event_id"] = json!(uuid::Uuid::new_v4().to_string())
             }),
+            ("event_id", |v| {
+                // version 7, variant `c`: not RFC 9562
+                v["event_id"] = json!("01937a6e-4f2b-7c3d-cd9f-0a1b2c3d4e5f")
+            }),
+            ("source.extra", |v| v["source"]["extra"] = json!("x")),
             ("correlation_id", |v| v["correlation_id"] = json!("abc")),
             ("sequence", |v| v["sequence"] = json!(0)),
             ("schema_ref", |v| v["schema_ref"] = json!("schemas/x.json")),
