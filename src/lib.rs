@@ -85,7 +85,7 @@ mod pipeline;
 
 pub use capture::layer;
 pub use contract::{
-    catalog, dlq, envelope, events, partition, taxonomy, timestamp, validate, wire,
+    catalog, dlq, envelope, events, partition, schema, taxonomy, timestamp, validate, wire,
 };
 pub use kafka::topics;
 
