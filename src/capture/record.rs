@@ -54,8 +54,7 @@ impl FieldValue {
 /// Recorded fields, in recording order.
 pub(crate) type Fields = Vec<(&'static str, FieldValue)>;
 
-/// Inserts `fields` into `map`; a dotted name with the given prefix (`metrics.tokens`)
-/// goes into the nested object under the prefix's name.
+/// Inserts `fields` into `map` under their names (a dotted name stays one key).
 pub(crate) fn fields_into(map: &mut Map<String, Value>, fields: &[(&'static str, FieldValue)]) {
     for (name, value) in fields {
         map.insert((*name).to_owned(), value.to_json());

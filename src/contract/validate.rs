@@ -1,8 +1,10 @@
 //! Validation of envelopes against the wire contract: naming rule, UUIDs, timestamps,
 //! `schema_ref`, partition keys and required payload fields, one event or a batch.
 //!
-//! The worker runs [`validate_envelope`] on every sanitized envelope before producing it;
+//! The worker checks what it did not generate itself: [`validate_payload`] on every
+//! sanitized payload, plus the identity fields (tenant, namespace, source), before producing;
 //! a failure sends the event to the dead-letter topic as `NON_RETRYABLE_VALIDATION`.
+//! [`validate_envelope`] checks a whole envelope from elsewhere (tools, consumers, tests).
 
 use serde_json::Value;
 
