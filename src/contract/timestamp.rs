@@ -1,12 +1,18 @@
 //! RFC 3339 UTC timestamps with microsecond precision (`2026-11-28T14:03:07.123456Z`).
 
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::UtcDateTime;
 
 /// A point in time, kept as microseconds since the Unix epoch and always written as
 /// RFC 3339 in UTC with six fractional digits and a `Z` suffix, as SPEC §1 requires.
+/// An instant RFC 3339 cannot write (before year 0000 or after 9999) is written as the
+/// nearest one it can.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(i64);
 
@@ -45,89 +51,54 @@ impl Timestamp {
 
     /// Parses the exact format this crate writes (`YYYY-MM-DDTHH:MM:SS.ffffffZ`).
     /// Other RFC 3339 forms (offsets, other precisions) are rejected on purpose: the wire
-    /// contract allows only this one.
+    /// contract allows only this one. A leap second (`:60`) reads as the first second of
+    /// the next minute.
     pub fn parse(s: &str) -> Option<Self> {
-        let b = s.as_bytes();
-        if b.len() != 27 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        // The form is exactly 27 bytes; the length check also keeps out a signed year, which
+        // `[year]` alone would take (`+2026`).
+        if s.len() != TEXT_LEN {
             return None;
         }
-        if b[16] != b':' || b[19] != b'.' || b[26] != b'Z' {
-            return None;
-        }
-        let num = |r: std::ops::Range<usize>| -> Option<i64> {
-            let part = &s[r];
-            if part.bytes().all(|c| c.is_ascii_digit()) {
-                part.parse().ok()
-            } else {
-                None
-            }
+        // `time` takes second 60 only in its own RFC 3339 parser, where it means 59.999999999:
+        // read `:60` as `:59` and add the second.
+        let mut leap_text = [0u8; TEXT_LEN];
+        let (text, leap_micros) = if &s.as_bytes()[17..19] == b"60" {
+            leap_text.copy_from_slice(s.as_bytes());
+            leap_text[17..19].copy_from_slice(b"59");
+            (std::str::from_utf8(&leap_text).ok()?, 1_000_000)
+        } else {
+            (s, 0)
         };
-        let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-        let (h, mi, sec, frac) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..26)?);
-        if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 {
-            return None;
-        }
-        if sec > 60 {
-            return None;
-        }
-        let days = days_from_civil(y, mo, d);
+        let t = UtcDateTime::parse(text, FORMAT).ok()?;
         Some(Timestamp(
-            ((days * 86_400 + h * 3600 + mi * 60 + sec) * 1_000_000) + frac,
+            t.unix_timestamp() * 1_000_000 + i64::from(t.microsecond()) + leap_micros,
         ))
     }
 }
 
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ`, the only form the wire contract allows.
+const FORMAT: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
 
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if is_leap(y) => 29,
-        _ => 28,
-    }
-}
+/// The length of [`FORMAT`]'s text.
+const TEXT_LEN: usize = 27;
 
-// Howard Hinnant's civil-date algorithms, exact over the whole proleptic Gregorian range.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
+/// The instants RFC 3339 can write, `0000-01-01T00:00:00.000000Z ..= 9999-12-31T23:59:59.999999Z`
+/// (its four-digit years); others are written as the nearest end.
+const RFC3339_MICROS: RangeInclusive<i64> = -62_167_219_200_000_000..=253_402_300_799_999_999;
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secs = self.0.div_euclid(1_000_000);
-        let micros = self.0.rem_euclid(1_000_000);
-        let days = secs.div_euclid(86_400);
-        let sod = secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-            sod / 3600,
-            (sod / 60) % 60,
-            sod % 60
-        )
+        let micros = self.0.clamp(*RFC3339_MICROS.start(), *RFC3339_MICROS.end());
+        // Within that range neither step fails.
+        let t = UtcDateTime::from_unix_timestamp(micros.div_euclid(1_000_000))
+            .and_then(|t| t.replace_microsecond(micros.rem_euclid(1_000_000) as u32))
+            .map_err(|_| fmt::Error)?;
+        let mut text = [0u8; TEXT_LEN];
+        let len = t
+            .format_into(&mut text.as_mut_slice(), FORMAT)
+            .map_err(|_| fmt::Error)?;
+        f.write_str(std::str::from_utf8(&text[..len]).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -191,5 +162,106 @@ mod tests {
     fn now_round_trips() {
         let t = Timestamp::now();
         assert_eq!(Timestamp::parse(&t.to_string()), Some(t));
+    }
+
+    #[test]
+    fn formats_exactly_as_before() {
+        // Written by the hand-rolled civil-date code this module used before `time`.
+        let cases = [
+            (-62_167_219_200_000_000, "0000-01-01T00:00:00.000000Z"),
+            (-62_135_596_800_000_000, "0001-01-01T00:00:00.000000Z"),
+            (-11_670_976_371_909_193, "1600-02-29T06:07:08.090807Z"),
+            (-2_208_988_800_000_001, "1899-12-31T23:59:59.999999Z"),
+            (-2_203_891_200_000_001, "1900-02-28T23:59:59.999999Z"),
+            (-2_203_891_200_000_000, "1900-03-01T00:00:00.000000Z"),
+            (-14_182_940_000_000, "1969-07-20T20:17:40.000000Z"),
+            (68_212_800_500_000, "1972-02-29T12:00:00.500000Z"),
+            (1_709_251_199_999_999, "2024-02-29T23:59:59.999999Z"),
+            (2_147_483_648_000_000, "2038-01-19T03:14:08.000000Z"),
+            (4_107_542_400_000_001, "2100-03-01T00:00:00.000001Z"),
+            (253_402_300_799_999_999, "9999-12-31T23:59:59.999999Z"),
+        ];
+        for (micros, text) in cases {
+            assert_eq!(Timestamp(micros).to_string(), text);
+            assert_eq!(Timestamp::parse(text), Some(Timestamp(micros)), "{text}");
+        }
+    }
+
+    #[test]
+    fn leap_second_reads_as_the_next_minutes_first() {
+        for (leap, next) in [
+            ("2016-12-31T23:59:60.000000Z", "2017-01-01T00:00:00.000000Z"),
+            ("2026-11-28T14:03:60.123456Z", "2026-11-28T14:04:00.123456Z"),
+        ] {
+            assert_eq!(Timestamp::parse(leap), Timestamp::parse(next), "{leap}");
+            assert!(Timestamp::parse(next).is_some());
+        }
+    }
+
+    #[test]
+    fn rejects_signed_years_bad_fields_and_other_letters() {
+        for bad in [
+            "+2026-11-28T14:03:07.123456Z",
+            "-0001-12-31T23:59:59.999999Z",
+            "2026-11-28T24:00:00.000000Z",
+            "1900-02-29T00:00:00.000000Z",
+            "2026-11-28T14:03:61.000000Z",
+            "2026-11-28t14:03:07.123456Z",
+            "2026-11-28T14:03:07.123456z",
+            "2026-11-28T14:03:07.1234\u{e9}Z",
+        ] {
+            assert_eq!(Timestamp::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn instants_rfc3339_cannot_write_are_written_as_the_nearest_end() {
+        let (first, last) = ("0000-01-01T00:00:00.000000Z", "9999-12-31T23:59:59.999999Z");
+        for (micros, text) in [
+            (i64::MIN, first),
+            (RFC3339_MICROS.start() - 1, first),
+            (RFC3339_MICROS.end() + 1, last),
+            (i64::MAX, last),
+        ] {
+            assert_eq!(Timestamp(micros).to_string(), text);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 2048,
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        #[test]
+        fn format_then_parse_round_trips(micros in RFC3339_MICROS) {
+            let text = Timestamp(micros).to_string();
+            let b = text.as_bytes();
+            proptest::prop_assert_eq!(b.len(), 27, "{}", text);
+            for (i, c) in b.iter().enumerate() {
+                let expected = match i {
+                    4 | 7 => b'-',
+                    10 => b'T',
+                    13 | 16 => b':',
+                    19 => b'.',
+                    26 => b'Z',
+                    _ => b'0',
+                };
+                if expected == b'0' {
+                    proptest::prop_assert!(c.is_ascii_digit(), "{}", text);
+                } else {
+                    proptest::prop_assert_eq!(*c, expected, "{}", text);
+                }
+            }
+            proptest::prop_assert_eq!(Timestamp::parse(&text), Some(Timestamp(micros)));
+        }
+
+        #[test]
+        fn any_instant_writes_a_parseable_text(micros: i64) {
+            let text = Timestamp(micros).to_string();
+            let clamped = micros.clamp(*RFC3339_MICROS.start(), *RFC3339_MICROS.end());
+            proptest::prop_assert_eq!(Timestamp::parse(&text), Some(Timestamp(clamped)));
+        }
     }
 }

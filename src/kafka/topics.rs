@@ -1,10 +1,6 @@
 //! Topic provisioning: every catalog topic and its `.dlq` twin, through the Kafka admin API.
 //! Brokers in production often disable auto-creation, so the library does not rely on it.
 
-use std::future::Future;
-use std::pin::pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -75,28 +71,6 @@ pub fn catalog_topics(prefix: &str) -> Vec<String> {
         .collect()
 }
 
-struct ThreadWaker(std::thread::Thread);
-
-impl Wake for ThreadWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// Runs a future to completion on this thread (the admin client's futures are completed by
-/// librdkafka's own background thread, so no async runtime is needed).
-fn block_on<F: Future>(fut: F) -> F::Output {
-    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut fut = pin!(fut);
-    loop {
-        match fut.as_mut().poll(&mut cx) {
-            Poll::Ready(v) => return v,
-            Poll::Pending => std::thread::park_timeout(Duration::from_millis(50)),
-        }
-    }
-}
-
 fn admin(bootstrap: &str) -> Result<AdminClient<DefaultClientContext>, TopicError> {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -125,7 +99,10 @@ pub fn create_topics(spec: &TopicSpec) -> Result<TopicsReport, TopicError> {
     let opts = AdminOptions::new()
         .operation_timeout(Some(spec.timeout))
         .request_timeout(Some(spec.timeout));
-    let results = block_on(client.create_topics(new.iter(), &opts)).map_err(|e| TopicError {
+    // The admin client's futures are completed by librdkafka's own background thread, so
+    // this thread only waits: no async runtime is needed.
+    let created = client.create_topics(new.iter(), &opts);
+    let results = futures_executor::block_on(created).map_err(|e| TopicError {
         topic: "*".into(),
         message: e.to_string(),
     })?;
