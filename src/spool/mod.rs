@@ -130,7 +130,9 @@ pub enum SpoolError {
         /// The spool directory.
         dir: PathBuf,
     },
-    /// Reading or writing the spool directory failed.
+    /// Reading or writing the spool directory failed. From
+    /// [`read_segment`](Spool::read_segment) it means "try later": the segment is left as
+    /// it was and must not be removed for it.
     #[error(
         "spool I/O error: {0}: check that the spool directory is writable and its disk has free space"
     )]

@@ -19,10 +19,20 @@ impl Spool {
     }
 
     /// Reads all valid records of a segment in append order, skipping (and counting) corrupt
-    /// ones. Fails only when the file cannot be read.
+    /// ones: damage inside a readable file never makes this fail (see
+    /// [Corruption](super#corruption)). A segment whose file is gone (removed behind the
+    /// spool's back) reads as empty, so the caller removes it like any replayed segment.
+    ///
+    /// Fails only with [`SpoolError::Io`], when the file could not be opened or read now
+    /// (too many open files, `EIO`, no permission, out of memory). That says nothing about
+    /// the records in it: **a caller must never remove a segment because reading it failed**,
+    /// but leave it and try again later, as it would after a failed delivery.
     pub fn read_segment(&self, id: SegmentId) -> Result<SegmentRead, SpoolError> {
-        let data = fs::read(self.segment_path(id.0))?;
-        Ok(parse_segment(&data))
+        match fs::read(self.segment_path(id.0)) {
+            Ok(data) => Ok(parse_segment(&data)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(SegmentRead::default()),
+            Err(e) => Err(SpoolError::Io(e)),
+        }
     }
 
     /// Deletes a segment once all its records were delivered or re-routed. Removing a
@@ -99,6 +109,45 @@ mod tests {
 
         spool.append(&payload(2)).unwrap();
         assert_eq!(drain(&mut spool), vec![payload(1), payload(2)]);
+    }
+
+    #[test]
+    fn a_segment_removed_behind_the_spools_back_reads_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = spool_with(dir.path(), SpoolLimits::default(), 2);
+        let id = spool.oldest_sealed().unwrap();
+        std::fs::remove_file(spool.segment_path(id.0)).unwrap();
+
+        // Not an I/O error to retry forever: there is nothing left to read.
+        let read = spool.read_segment(id).unwrap();
+        assert!(read.records.is_empty());
+        assert_eq!(read.corrupt, 0);
+        spool.remove_segment(id).unwrap();
+        assert!(spool.is_empty());
+        assert_eq!(spool.bytes(), 0);
+    }
+
+    #[test]
+    fn a_segment_that_cannot_be_read_is_an_io_error_and_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = spool_with(dir.path(), SpoolLimits::default(), 2);
+        let id = spool.oldest_sealed().unwrap();
+        let path = spool.segment_path(id.0);
+        // A file that cannot be read, even by root (whom no mode bit stops): a directory in
+        // the segment's place.
+        let saved = dir.path().join("saved");
+        std::fs::rename(&path, &saved).unwrap();
+        std::fs::create_dir(&path).unwrap();
+
+        let err = spool.read_segment(id).unwrap_err();
+        assert!(matches!(err, SpoolError::Io(_)), "{err:?}");
+        // The spool keeps the segment: the caller tries again later.
+        assert_eq!(spool.oldest_sealed(), Some(id));
+        assert_eq!(spool.segment_count(), 1);
+
+        std::fs::remove_dir(&path).unwrap();
+        std::fs::rename(&saved, &path).unwrap();
+        assert_eq!(drain(&mut spool), vec![payload(0), payload(1)]);
     }
 
     #[test]
