@@ -202,11 +202,12 @@ impl Spool {
         for _ in 0..CREATE_ATTEMPTS {
             let id = self.next_id;
             self.next_id = self.next_id.saturating_add(1);
-            match File::options()
-                .append(true)
-                .create_new(true)
-                .open(self.segment_path(id))
-            {
+            let mut options = File::options();
+            options.append(true).create_new(true);
+            // Readable by the spool's user only, like its directory.
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            match options.open(self.segment_path(id)) {
                 Ok(file) => {
                     self.segments.insert(id, 0);
                     self.active = Some(Active { id, file });

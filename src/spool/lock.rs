@@ -19,12 +19,11 @@ pub(super) const LOCK_FILE: &str = "LOCK";
 /// the first append while the broker is already down.
 pub(super) fn lock_dir(dir: &Path, wait: Duration) -> Result<File, SpoolError> {
     let path = dir.join(LOCK_FILE);
-    let mut file = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)?;
+    let mut options = fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path)?;
     let deadline = Instant::now() + wait;
     loop {
         match file.try_lock() {

@@ -42,6 +42,13 @@
 //! never appends to an old segment: it starts a new one, leaving any torn tail behind where
 //! the reader skips it.
 //!
+//! # Privacy
+//!
+//! Spooled events are sanitized, but they are still the service's private data. On Unix the
+//! directory the spool creates is `0700` and its files `0600`, and [`Spool::open`] refuses an
+//! existing directory that another user owns or that its group or others may write to
+//! ([`SpoolError::NotPrivate`]); such a sibling is neither used as a slot nor adopted.
+//!
 //! # One owner per directory
 //!
 //! A spool directory belongs to one [`Spool`] at a time. [`Spool::open`] takes an exclusive
@@ -57,7 +64,7 @@
 //! segments of the slots nobody holds into the spool it opened, so they are replayed too.
 
 // One file per concern: `format` (record framing, CRC, torn/corrupt detection), `dir`
-// (directory creation, segment names, scanning, fsync of the directory), `lock` (the LOCK
+// (directory creation and privacy check, segment names, scanning, fsync of the directory), `lock` (the LOCK
 // file), `slots` (slot selection and adoption of orphaned siblings), `append` (the write
 // side and size limits), `replay` (oldest sealed segment, read, remove).
 mod append;
@@ -75,7 +82,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dir::{create_dir, scan_segments};
+use dir::{check_private, create_dir, scan_segments};
 use lock::lock_dir;
 
 pub use dir::SegmentId;
@@ -160,6 +167,20 @@ pub enum SpoolError {
         /// The owner's pid, as it wrote it into the lock file.
         pid: Option<u32>,
     },
+    /// The directory is not private to the user this process runs as (Unix): another user
+    /// owns it, or its group or others may write to it, so they could read, replace or
+    /// inject spooled records. Nothing was written to it.
+    #[error("{}", dir::not_private_advice(dir, *owner, *user, *mode))]
+    NotPrivate {
+        /// The spool directory.
+        dir: PathBuf,
+        /// The uid that owns the directory.
+        owner: u32,
+        /// The (effective) uid of this process.
+        user: u32,
+        /// The directory's permission bits.
+        mode: u32,
+    },
 }
 
 /// An append-only, checksummed store of byte records in a directory, replayed segment by
@@ -192,9 +213,10 @@ struct Active {
 }
 
 impl Spool {
-    /// Opens the spool in `dir`. Creates the directory (and parents) if missing, takes its
-    /// lock (waiting up to [`LOCK_WAIT`] for another owner to let go), and scans the
-    /// segments an earlier process left.
+    /// Opens the spool in `dir`. Creates the directory (and parents) if missing, refuses
+    /// it with [`SpoolError::NotPrivate`] if another user owns it or may write to it (Unix),
+    /// takes its lock (waiting up to [`LOCK_WAIT`] for another owner to let go), and scans
+    /// the segments an earlier process left.
     ///
     /// Creates no segment until the first append; that append starts a new segment
     /// numbered after the highest existing one, so old segments are only ever read.
@@ -210,6 +232,7 @@ impl Spool {
     ) -> Result<Spool, SpoolError> {
         let dir = dir.into();
         create_dir(&dir)?;
+        check_private(&dir)?;
 
         // Lock first: the segments are only ours to read once nobody else writes them.
         let lock = lock_dir(&dir, wait)?;

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::dir::scan_segments;
+use super::dir::{check_private, scan_segments};
 use super::lock::lock_dir;
 use super::{SegmentId, Spool, SpoolError, SpoolLimits};
 
@@ -32,7 +32,7 @@ impl Spool {
             base.with_file_name(name)
         };
         // The configured directory's own error is the one to report; a sibling that cannot
-        // be used (not a directory, no permission) only means trying the next.
+        // be used (not a directory, no permission, not private) only means trying the next.
         let mut opened = Spool::open_waiting(base, limits.clone(), wait);
         if matches!(opened, Err(SpoolError::Locked { .. })) {
             for n in 1..slots {
@@ -52,9 +52,14 @@ impl Spool {
         Ok(spool)
     }
 
-    /// Moves the segments of another spool directory into this one, if nobody holds it
-    /// (best effort: a segment that cannot be moved stays where it is).
+    /// Moves the segments of another spool directory into this one, if nobody holds it and
+    /// it is private to this user (best effort: a segment that cannot be moved stays where
+    /// it is).
     fn adopt(&mut self, other: &Path) {
+        // Records from a directory others may write to could be theirs, not ours.
+        if check_private(other).is_err() {
+            return;
+        }
         let Ok(_lock) = lock_dir(other, Duration::ZERO) else {
             return;
         };
@@ -149,5 +154,32 @@ mod tests {
             .filter(|e| e.as_ref().unwrap().file_name() != LOCK_FILE)
             .count();
         assert_eq!(left, 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_sibling_others_may_write_to_is_neither_used_nor_adopted() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let base = root.path().join("svc");
+        let open = || Spool::open_slot(&base, SpoolLimits::default(), 3, Duration::ZERO);
+        let a = open().unwrap();
+        let mut b = open().unwrap();
+        assert_eq!(b.dir(), root.path().join("svc.1"));
+        b.append(&payload(1)).unwrap();
+        drop(b);
+        let open_to_all = fs::Permissions::from_mode(0o777);
+        fs::set_permissions(root.path().join("svc.1"), open_to_all).unwrap();
+
+        // Not taken as a free slot: the next one is.
+        let c = open().unwrap();
+        assert_eq!(c.dir(), root.path().join("svc.2"));
+        drop(c);
+        drop(a);
+        // Not adopted: its records could be anybody's.
+        let mut d = open().unwrap();
+        assert_eq!(d.dir(), base);
+        assert!(drain(&mut d).is_empty());
+        assert_eq!(segment_files(&root.path().join("svc.1")).len(), 1);
     }
 }
