@@ -72,6 +72,8 @@ fn frame_at(data: &[u8], pos: usize) -> Frame<'_> {
     let len_bytes = [rest[4], rest[5], rest[6], rest[7]];
     let crc = u32::from_le_bytes([rest[8], rest[9], rest[10], rest[11]]);
     let len = u32::from_le_bytes(len_bytes) as usize;
+    // Checked against the bytes really there before anything is allocated for the record, so
+    // a damaged length never costs more memory than the segment's own size.
     if len > rest.len() - HEADER_LEN {
         return Frame::Unreadable;
     }
