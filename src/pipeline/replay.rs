@@ -37,6 +37,9 @@ impl Worker {
         if !self.replay.is_empty() || self.shutting_down {
             return;
         }
+        if self.replay_after.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
         if self.spooler.lock().is_empty() {
             return;
         }
@@ -51,9 +54,9 @@ impl Worker {
             match spool.read_segment(seg) {
                 Ok(read) => (seg, read),
                 Err(_) => {
-                    // Unreadable as a whole: count it and move on rather than retry forever.
-                    Counters::add(&self.counters.spool_corrupt, 1);
-                    let _ = spool.remove_segment(seg);
+                    // The file could not be read now (too many open files, EIO): keep it
+                    // and try again after a probe interval, never delete it for that.
+                    self.replay_after = Some(Instant::now() + PROBE_EVERY);
                     return;
                 }
             }

@@ -111,6 +111,7 @@ pub(crate) fn spawn(parts: Parts) -> std::io::Result<JoinHandle<()>> {
                 keep: HashSet::new(),
                 healthy: None,
                 last_probe: None,
+                replay_after: None,
                 last_sync: Instant::now(),
                 rebuild: false,
                 shutting_down: false,
@@ -137,6 +138,8 @@ pub(super) struct Worker {
     /// Whether the cluster answered lately (`None`: not known yet).
     pub healthy: Option<bool>,
     pub last_probe: Option<Instant>,
+    /// No replay before this instant (the oldest segment could not be read).
+    pub replay_after: Option<Instant>,
     last_sync: Instant,
     pub rebuild: bool,
     pub shutting_down: bool,
