@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::Sender;
 
 use crate::capture::agent::OpenAgents;
 use crate::capture::queue::Queue;
 use crate::config::Config;
+use crate::contract::limits::deadline_in;
 use crate::metrics::{Counters, Metrics, Report};
 use crate::pipeline::worker::Control;
 
@@ -84,12 +85,12 @@ impl Guard {
             return Err(PipelineError::AlreadyShutdown);
         }
         let (reply, answer) = crossbeam_channel::bounded(1);
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_in(timeout);
         self.ctrl
             .send(Control::Flush { deadline, reply })
             .map_err(|_| PipelineError::AlreadyShutdown)?;
         answer
-            .recv_timeout(timeout + REPLY_MARGIN)
+            .recv_deadline(deadline_in(timeout.saturating_add(REPLY_MARGIN)))
             .map_err(|_| PipelineError::Timeout(Report::from(&self.metrics())))
     }
 
@@ -103,9 +104,8 @@ impl Guard {
         let Some(handle) = self.handle.take() else {
             return Err(PipelineError::AlreadyShutdown);
         };
-        let started = Instant::now();
         self.agents.fail_all(&self.queue);
-        let deadline = started + timeout;
+        let deadline = deadline_in(timeout);
         let (reply, answer) = crossbeam_channel::bounded(1);
         if self
             .ctrl
@@ -114,7 +114,7 @@ impl Guard {
         {
             return Err(PipelineError::AlreadyShutdown);
         }
-        match answer.recv_timeout(timeout.saturating_sub(started.elapsed()) + REPLY_MARGIN) {
+        match answer.recv_deadline(deadline_in(timeout.saturating_add(REPLY_MARGIN))) {
             Ok(report) => {
                 // The worker still drops its producer (librdkafka's own teardown); wait for
                 // that only if it is already done, never past the deadline.

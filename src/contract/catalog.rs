@@ -271,6 +271,8 @@ macro_rules! event_catalog {
                 $($( $(#[$xattr])* pub $xfield: $xty, )*)?
             }
 
+            impl $crate::contract::events::sealed::Sealed for $name {}
+
             impl $crate::contract::events::Event for $name {
                 const EVENT_TYPE: &'static str = $ty;
                 $( event_catalog!(@corr $field); )*

@@ -30,8 +30,18 @@ use uuid::Uuid;
 use crate::contract::catalog::{self, event_catalog, EventKind};
 use crate::contract::timestamp::Timestamp;
 
-/// A typed catalog event.
-pub trait Event: Serialize + Send + Sync + 'static {
+/// A typed catalog event: one of the types below. The trait is sealed (only the catalog
+/// defines events), so an event type outside the catalog is a compile error, not a failure
+/// at run time:
+///
+/// ```compile_fail
+/// #[derive(serde::Serialize)]
+/// struct Mine;
+/// impl tracing_omninode::Event for Mine {
+///     const EVENT_TYPE: &'static str = "omninode.mine.v1";
+/// }
+/// ```
+pub trait Event: sealed::Sealed + Serialize + Send + Sync + 'static {
     /// The event type (and topic) it is published as.
     const EVENT_TYPE: &'static str;
 
@@ -44,6 +54,11 @@ pub trait Event: Serialize + Send + Sync + 'static {
     fn correlation_id(&self) -> Option<Uuid> {
         None
     }
+}
+
+pub(crate) mod sealed {
+    /// Implemented by the catalog's `event_catalog!` definitions only.
+    pub trait Sealed {}
 }
 
 /// A JSON object (free-form payload maps such as `context`, `metrics` or `factors`).
@@ -446,8 +461,9 @@ event_catalog! {
     }
 }
 
-/// An [`Event`] with its type erased, so the pipeline can carry any of them.
-pub trait AnyEvent: Send + Sync + std::fmt::Debug + 'static {
+/// An [`Event`] with its type erased, so the pipeline can carry any of them (sealed like
+/// [`Event`]: every implementation is a catalog event).
+pub trait AnyEvent: sealed::Sealed + Send + Sync + std::fmt::Debug + 'static {
     /// The catalog entry.
     fn kind(&self) -> &'static EventKind;
     /// The explicit correlation id, if the caller set one.

@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use crate::capture::queue::Queue;
 use crate::capture::record::{Body, Captured, Causation, FieldValue};
 use crate::config::Config;
+use crate::contract::limits::deadline_in;
 use crate::contract::taxonomy::ErrorClass;
 use crate::contract::timestamp::Timestamp;
 use crate::contract::wire::WireRecord;
@@ -159,7 +160,7 @@ impl Worker {
                     return;
                 }
                 Err(TryRecvError::Disconnected) => {
-                    let deadline = Instant::now() + self.config.shutdown_timeout;
+                    let deadline = deadline_in(self.config.shutdown_timeout);
                     self.shutdown(deadline);
                     return;
                 }
