@@ -3,9 +3,9 @@
 //! for an in-stream report); a guaranteed event waits a bounded time, then goes to the
 //! [`Overflow`] (the spool, wired in by the builder).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
 
@@ -75,6 +75,9 @@ pub(crate) struct Queue {
     /// Set once shutdown began: new events skip the queue (guaranteed ones are kept by
     /// the overflow, the others dropped).
     closed: AtomicBool,
+    /// Pushes under way: once the queue is closed and this is 0, nothing more can reach
+    /// the channel, so the worker's last drain is really the last.
+    pushing: AtomicUsize,
     guaranteed_wait: Duration,
     counters: Arc<Counters>,
     drops: Arc<DropLog>,
@@ -103,6 +106,7 @@ impl Queue {
             tx,
             sequence: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            pushing: AtomicUsize::new(0),
             guaranteed_wait,
             counters,
             drops,
@@ -122,7 +126,22 @@ impl Queue {
 
     /// Closes the queue: what arrives from now on does not wait for the worker.
     pub fn close(&self) {
-        self.closed.store(true, Ordering::Release);
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// After [`Queue::close`]: waits until no push is under way (each is bounded by the
+    /// guaranteed wait), so that a drain after this returns sees every event that made it
+    /// into the channel. Gives up after `max`.
+    pub fn settle(&self, max: Duration) {
+        let until = Instant::now() + max;
+        while self.pushing.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
+    /// The wait a guaranteed event may spend on a full queue.
+    pub fn guaranteed_wait(&self) -> Duration {
+        self.guaranteed_wait
     }
 
     /// Hands `ev` to the overflow, recording a drop when it refuses.
@@ -149,7 +168,11 @@ impl Queue {
     /// Hands a captured event to the worker under the overflow policy of its class.
     /// Never blocks longer than the configured wait, never panics.
     pub fn push(&self, ev: Captured) {
-        if self.closed.load(Ordering::Acquire) {
+        // Counted before `closed` is read (both SeqCst): a push that saw the queue open is
+        // seen by `settle` until its send is over; one that starts later sees it closed.
+        self.pushing.fetch_add(1, Ordering::SeqCst);
+        if self.closed.load(Ordering::SeqCst) {
+            self.pushing.fetch_sub(1, Ordering::SeqCst);
             if ev.is_guaranteed() {
                 self.overflow(ev);
             } else {
@@ -157,6 +180,11 @@ impl Queue {
             }
             return;
         }
+        self.send(ev);
+        self.pushing.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn send(&self, ev: Captured) {
         if ev.is_guaranteed() {
             match self.tx.send_timeout(ev, self.guaranteed_wait) {
                 Ok(()) => self.accepted(),

@@ -412,7 +412,10 @@ impl Worker {
                 self.handle_reports();
             }
         }
-        // Events still queued (deadline reached) or that raced the closing of the queue.
+        // Events still queued (deadline reached) or that raced the closing of the queue:
+        // once no push is under way, nothing else can arrive.
+        self.queue
+            .settle(self.queue.guaranteed_wait() + PURGE_COLLECT);
         while let Ok(ev) = self.rx.try_recv() {
             self.queue.overflow(ev);
         }
