@@ -28,6 +28,10 @@ pub enum PipelineError {
     /// The pipeline was already shut down.
     #[error("the pipeline is already shut down")]
     AlreadyShutdown,
+    /// The worker stopped after repeated panics: nothing more is delivered. The report holds
+    /// the totals; guaranteed events since then are in the spool, replayed by the next start.
+    #[error("the delivery worker stopped after repeated panics ({0}); events since are spooled or dropped, see Metrics::worker_stopped")]
+    WorkerStopped(Report),
 }
 
 /// Keeps the delivery worker alive. Dropping it flushes and shuts the pipeline down with
@@ -68,8 +72,11 @@ impl Guard {
 
     /// The counters, at any time.
     pub fn metrics(&self) -> Metrics {
-        self.counters
-            .snapshot(self.config.sanitizer.redaction_counts())
+        let mut m = self
+            .counters
+            .snapshot(self.config.sanitizer.redaction_counts());
+        m.worker_stopped = self.queue.is_worker_stopped();
+        m
     }
 
     /// The spool directory this pipeline holds: the configured one, or `<dir>.<n>` when
@@ -84,14 +91,35 @@ impl Guard {
         if self.handle.is_none() {
             return Err(PipelineError::AlreadyShutdown);
         }
+        self.check_worker()?;
         let (reply, answer) = crossbeam_channel::bounded(1);
         let deadline = deadline_in(timeout);
         self.ctrl
             .send(Control::Flush { deadline, reply })
-            .map_err(|_| PipelineError::AlreadyShutdown)?;
+            .map_err(|_| self.stopped_or(PipelineError::AlreadyShutdown))?;
         answer
             .recv_deadline(deadline_in(timeout.saturating_add(REPLY_MARGIN)))
-            .map_err(|_| PipelineError::Timeout(Report::from(&self.metrics())))
+            .map_err(|_| self.stopped_or(PipelineError::Timeout(self.report())))
+    }
+
+    fn report(&self) -> Report {
+        Report::from(&self.metrics())
+    }
+
+    /// [`PipelineError::WorkerStopped`] when the worker gave up, else `other`.
+    fn stopped_or(&self, other: PipelineError) -> PipelineError {
+        if self.queue.is_worker_stopped() {
+            PipelineError::WorkerStopped(self.report())
+        } else {
+            other
+        }
+    }
+
+    fn check_worker(&self) -> Result<(), PipelineError> {
+        match self.queue.is_worker_stopped() {
+            true => Err(PipelineError::WorkerStopped(self.report())),
+            false => Ok(()),
+        }
     }
 
     /// Ends open agent executions, flushes, spools what could not be delivered by
@@ -105,6 +133,7 @@ impl Guard {
             return Err(PipelineError::AlreadyShutdown);
         };
         self.agents.fail_all(&self.queue);
+        self.check_worker()?;
         let deadline = deadline_in(timeout);
         let (reply, answer) = crossbeam_channel::bounded(1);
         if self
@@ -112,7 +141,7 @@ impl Guard {
             .send(Control::Shutdown { deadline, reply })
             .is_err()
         {
-            return Err(PipelineError::AlreadyShutdown);
+            return Err(self.stopped_or(PipelineError::AlreadyShutdown));
         }
         match answer.recv_deadline(deadline_in(timeout.saturating_add(REPLY_MARGIN))) {
             Ok(report) => {
@@ -124,7 +153,7 @@ impl Guard {
                 Ok(report)
             }
             // The worker finishes on its own; we do not wait for it past the deadline.
-            Err(_) => Err(PipelineError::Timeout(Report::from(&self.metrics()))),
+            Err(_) => Err(self.stopped_or(PipelineError::Timeout(self.report()))),
         }
     }
 }

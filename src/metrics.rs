@@ -19,6 +19,7 @@ pub(crate) struct Counters {
     pub validation_failed: AtomicU64,
     pub pipeline_errors: AtomicU64,
     pub producer_rebuilds: AtomicU64,
+    pub worker_panics: AtomicU64,
 }
 
 impl Counters {
@@ -42,6 +43,8 @@ impl Counters {
             validation_failed: g(&self.validation_failed),
             pipeline_errors: g(&self.pipeline_errors),
             producer_rebuilds: g(&self.producer_rebuilds),
+            worker_panics: g(&self.worker_panics),
+            worker_stopped: false,
             redacted,
         }
     }
@@ -78,6 +81,13 @@ pub struct Metrics {
     pub pipeline_errors: u64,
     /// Times the Kafka producer was rebuilt after a fatal error.
     pub producer_rebuilds: u64,
+    /// Panics caught on the worker: a record whose processing panicked goes to the DLQ
+    /// (code `WorkerPanic`) and the pipeline goes on.
+    pub worker_panics: u64,
+    /// The worker gave up after repeated panics: nothing is delivered any more; guaranteed
+    /// events go to the spool (from the caller's thread), application logs are dropped.
+    /// `flush` and `shutdown` then fail with [`crate::PipelineError::WorkerStopped`].
+    pub worker_stopped: bool,
     /// Redactions by kind of secret.
     pub redacted: BTreeMap<String, u64>,
 }

@@ -78,6 +78,8 @@ pub(crate) struct Queue {
     /// Pushes under way: once the queue is closed and this is 0, nothing more can reach
     /// the channel, so the worker's last drain is really the last.
     pushing: AtomicUsize,
+    /// The worker gave up (repeated panics): the queue is closed for good.
+    worker_stopped: AtomicBool,
     guaranteed_wait: Duration,
     counters: Arc<Counters>,
     drops: Arc<DropLog>,
@@ -107,6 +109,7 @@ impl Queue {
             sequence: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             pushing: AtomicUsize::new(0),
+            worker_stopped: AtomicBool::new(false),
             guaranteed_wait,
             counters,
             drops,
@@ -127,6 +130,18 @@ impl Queue {
     /// Closes the queue: what arrives from now on does not wait for the worker.
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// The worker stopped for good: the queue closes, so callers no longer hand events to
+    /// a thread that will never take them.
+    pub fn worker_stopped(&self) {
+        self.worker_stopped.store(true, Ordering::SeqCst);
+        self.close();
+    }
+
+    /// Whether [`Queue::worker_stopped`] was called.
+    pub fn is_worker_stopped(&self) -> bool {
+        self.worker_stopped.load(Ordering::SeqCst)
     }
 
     /// After [`Queue::close`]: waits until no push is under way (each is bounded by the
@@ -159,6 +174,9 @@ impl Queue {
     /// Hands a guaranteed event over without waiting: into the queue if there is room,
     /// else to the overflow (used at shutdown, which must keep its deadline).
     pub fn push_or_overflow(&self, ev: Captured) {
+        if self.closed.load(Ordering::SeqCst) {
+            return self.overflow(ev);
+        }
         match self.tx.try_send(ev) {
             Ok(()) => self.accepted(),
             Err(TrySendError::Full(ev) | TrySendError::Disconnected(ev)) => self.overflow(ev),

@@ -25,7 +25,8 @@ const APPLICATION: &str = "omninode.logging.application.v1";
 const AUDIT: &str = "omninode.logging.audit.v1";
 const SECURITY: &str = "omninode.logging.security.v1";
 
-fn kind_of(body: &Body) -> &'static EventKind {
+/// The catalog entry a captured event becomes.
+pub(crate) fn kind_of(body: &Body) -> &'static EventKind {
     let t = match body {
         Body::Log { .. } => APPLICATION,
         Body::Audit(_) => AUDIT,

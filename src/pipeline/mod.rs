@@ -4,6 +4,15 @@
 //! dead-letter topic, the spool ([`spooler`], the one way in) or a counted skip. It also
 //! replays the spool ([`replay`]) and answers the guard's flush and shutdown requests.
 
+/// A fault-injection point for the crate's own tests (feature `failpoints`, configured with
+/// `fail::cfg`); it compiles to nothing without the feature.
+macro_rules! fault {
+    ($name:literal) => {
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!($name);
+    };
+}
+
 pub(crate) mod assemble;
 mod failure;
 mod replay;

@@ -4,6 +4,7 @@
 //! spool replay in [`super::replay`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -13,13 +14,14 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use crate::capture::queue::Queue;
 use crate::capture::record::{Body, Captured, Causation, FieldValue};
 use crate::config::Config;
+use crate::contract::catalog::EventKind;
 use crate::contract::limits::deadline_in;
 use crate::contract::taxonomy::ErrorClass;
 use crate::contract::timestamp::Timestamp;
-use crate::contract::wire::WireRecord;
+use crate::contract::wire::{header, topic_for, WireRecord};
 use crate::kafka::producer::{DeliveryError, Producer, Refused};
 use crate::metrics::{Counters, Report};
-use crate::pipeline::assemble::assemble;
+use crate::pipeline::assemble::{assemble, kind_of};
 use crate::pipeline::spooler::Spooler;
 use crate::spool::SegmentId;
 
@@ -84,6 +86,45 @@ pub(crate) struct Parts {
     pub producer: Producer<InFlight>,
 }
 
+/// What is known of an event whose assembly panicked: its type, sequence and time (the
+/// payload is not kept: it may hold secrets the sanitizer never saw).
+fn unassembled(
+    config: &Config,
+    kind: &EventKind,
+    sequence: u64,
+    timestamp: Timestamp,
+) -> WireRecord {
+    let value = serde_json::json!({
+        "event_type": kind.event_type,
+        "sequence": sequence,
+        "timestamp": timestamp.to_string(),
+        "unassembled": true,
+    });
+    WireRecord {
+        topic: topic_for(&config.topic_prefix, kind.event_type),
+        key: String::new(),
+        headers: vec![
+            (header::EVENT_TYPE.into(), kind.event_type.into()),
+            (header::SEQUENCE.into(), sequence.to_string().into()),
+        ],
+        value: value.to_string(),
+    }
+}
+
+/// The text of a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message")
+}
+
+/// Panics of the worker's loop (outside one record's assembly) tolerated within
+/// [`PANIC_WINDOW`] before the worker gives up.
+const MAX_LOOP_PANICS: usize = 5;
+const PANIC_WINDOW: Duration = Duration::from_secs(10);
+
 pub(crate) fn spawn(parts: Parts) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("omninode-worker".into())
@@ -117,7 +158,7 @@ pub(crate) fn spawn(parts: Parts) -> std::io::Result<JoinHandle<()>> {
                 rebuild: false,
                 shutting_down: false,
             };
-            worker.run(ctrl);
+            worker.run_isolated(&ctrl);
         })
 }
 
@@ -147,8 +188,50 @@ pub(super) struct Worker {
 }
 
 impl Worker {
-    fn run(&mut self, ctrl: Receiver<Control>) {
+    /// Runs the loop, restarting it after a panic. After [`MAX_LOOP_PANICS`] within
+    /// [`PANIC_WINDOW`] it gives up: the queue is closed (callers stop handing events to a
+    /// thread that will not take them) and what it holds is kept in the spool.
+    fn run_isolated(&mut self, ctrl: &Receiver<Control>) {
+        let mut recent: VecDeque<Instant> = VecDeque::new();
         loop {
+            match panic::catch_unwind(AssertUnwindSafe(|| self.run(ctrl))) {
+                Ok(()) => return,
+                Err(_) => {
+                    Counters::add(&self.counters.worker_panics, 1);
+                    recent.push_back(Instant::now());
+                    recent.retain(|t| t.elapsed() < PANIC_WINDOW);
+                    if recent.len() >= MAX_LOOP_PANICS {
+                        self.give_up();
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops for good after repeated panics, keeping what can be kept.
+    fn give_up(&mut self) {
+        self.queue.worker_stopped();
+        self.queue
+            .settle(self.queue.guaranteed_wait() + PURGE_COLLECT);
+        while let Ok(ev) = self.rx.try_recv() {
+            self.queue.overflow(ev);
+        }
+        let parked = std::mem::take(&mut self.retries)
+            .into_iter()
+            .map(|(_, flight)| flight)
+            .chain(std::mem::take(&mut self.pending));
+        for flight in parked {
+            if !self.spooler.put(&flight.record) {
+                Counters::add(&self.counters.dropped, 1);
+            }
+        }
+        let _ = self.spooler.lock().sync();
+    }
+
+    fn run(&mut self, ctrl: &Receiver<Control>) {
+        loop {
+            fault!("omninode::worker_loop");
             match ctrl.try_recv() {
                 Ok(Control::Flush { deadline, reply }) => {
                     self.drain_until(deadline);
@@ -227,8 +310,34 @@ impl Worker {
         }
     }
 
+    /// Assembles and sends one captured event. A panic while assembling it (a bug, or a
+    /// pathological input) is caught: the event goes to the DLQ as `WorkerPanic` and the
+    /// pipeline goes on.
     fn process(&mut self, ev: Captured) {
-        let assembled = assemble(&self.config, ev);
+        let (kind, sequence, timestamp) = (kind_of(&ev.body), ev.sequence, ev.timestamp);
+        let config = &self.config;
+        let assembled = match panic::catch_unwind(AssertUnwindSafe(|| {
+            fault!("omninode::assemble");
+            assemble(config, ev)
+        })) {
+            Ok(assembled) => assembled,
+            Err(payload) => {
+                Counters::add(&self.counters.worker_panics, 1);
+                let record = unassembled(&self.config, kind, sequence, timestamp);
+                let why = format!(
+                    "the worker panicked while assembling this event ({}); its payload was not kept",
+                    panic_message(payload.as_ref())
+                );
+                let flight = InFlight::new(record, Origin::Live, false);
+                self.dead_letter(
+                    &flight,
+                    ErrorClass::NonRetryableValidation,
+                    "WorkerPanic",
+                    &why,
+                );
+                return;
+            }
+        };
         let flight = InFlight::new(assembled.record, Origin::Live, false);
         match assembled.invalid {
             None => self.send(flight),
