@@ -138,12 +138,16 @@ impl Builder {
         ));
         let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
         let (ctrl_tx, ctrl_rx) = crossbeam_channel::unbounded();
+        let (overflow, overflow_rx) = pipeline::spooler::OverflowSink::new(
+            spooler.clone(),
+            config.queue_capacity.max(config::MIN_OVERFLOW_CAPACITY),
+        );
         let queue = Arc::new(capture::queue::Queue::new(
             tx,
             config.guaranteed_wait,
             counters.clone(),
             Arc::new(capture::queue::DropLog::new(counters.clone())),
-            spooler.clone(),
+            Arc::new(overflow),
         ));
         let agents = Arc::new(capture::agent::OpenAgents::default());
         let handle = pipeline::worker::spawn(pipeline::worker::Parts {
@@ -152,6 +156,7 @@ impl Builder {
             queue: queue.clone(),
             spooler,
             rx,
+            overflow: overflow_rx,
             ctrl: ctrl_rx,
             producer,
         })

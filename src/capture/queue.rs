@@ -14,8 +14,12 @@ use crate::metrics::Counters;
 
 /// Where a guaranteed event goes when the queue has no room for it, or is closed.
 pub(crate) trait Overflow: Send + Sync {
-    /// Keeps `ev` (on disk). Returns false when it could not: the caller records a drop.
-    fn keep(&self, ev: Captured) -> bool;
+    /// Hands `ev` over without waiting, to be kept by the worker (which takes these first
+    /// and spools what it cannot deliver). False when there is no room: a drop.
+    fn hand_over(&self, ev: Captured) -> bool;
+    /// Keeps `ev` on disk now, on this thread: only once the queue is closed, when there is
+    /// no worker left to hand it to. False when the spool refused it: a drop.
+    fn write_now(&self, ev: Captured) -> bool;
 }
 
 /// A run of lost events, reported in-stream by the worker.
@@ -159,10 +163,16 @@ impl Queue {
         self.guaranteed_wait
     }
 
-    /// Hands `ev` to the overflow, recording a drop when it refuses.
+    /// Hands `ev` to the overflow (written now once the queue is closed), recording a drop
+    /// when it refuses.
     pub fn overflow(&self, ev: Captured) {
         let sequence = ev.sequence;
-        if !self.overflow.keep(ev) {
+        let kept = if self.closed.load(Ordering::SeqCst) {
+            self.overflow.write_now(ev)
+        } else {
+            self.overflow.hand_over(ev)
+        };
+        if !kept {
             self.drops.record(sequence);
         }
     }
@@ -236,7 +246,10 @@ mod tests {
     }
 
     impl Overflow for Keeper {
-        fn keep(&self, ev: Captured) -> bool {
+        fn hand_over(&self, ev: Captured) -> bool {
+            self.write_now(ev)
+        }
+        fn write_now(&self, ev: Captured) -> bool {
             let mut kept = self.kept.lock().unwrap();
             if kept.len() < self.limit {
                 kept.push(ev.sequence);

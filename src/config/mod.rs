@@ -29,6 +29,10 @@ use kafka_props::RedactedProps;
 
 /// Default capacity of the queue between callers and the worker, in events.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
+/// Guaranteed events that wait [`DEFAULT_GUARANTEED_WAIT`] for queue room in vain are
+/// handed to the worker through an overflow list of `max(queue_capacity, this)` events,
+/// which it takes first; past that they are dropped and reported in-stream.
+pub const MIN_OVERFLOW_CAPACITY: usize = 16_384;
 /// Default time a guaranteed event (audit, security, agent) waits for queue room before it
 /// is written to the spool instead.
 pub const DEFAULT_GUARANTEED_WAIT: Duration = Duration::from_millis(50);

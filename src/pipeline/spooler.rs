@@ -1,9 +1,11 @@
-//! The one way into the spool: every record that is kept on disk (a guaranteed event the
-//! queue had no room for, a delivery that cannot succeed now, a dead-letter record the DLQ
-//! topic cannot take now, a replayed record that failed again) goes through
-//! [`Spooler::put`], which counts it.
+//! The one way into the spool: every record that is kept on disk (a delivery that cannot
+//! succeed now, a dead-letter record the DLQ topic cannot take now, a replayed record that
+//! failed again, an event emitted after shutdown) goes through [`Spooler::put`], which
+//! counts it. Also the queue's overflow ([`OverflowSink`]), which the worker drains.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::capture::queue::Overflow;
 use crate::capture::record::Captured;
@@ -16,7 +18,7 @@ use crate::spool::Spool;
 /// The spool, shared by the worker and (through [`Overflow`]) the queue.
 #[derive(Debug)]
 pub(crate) struct Spooler {
-    config: Arc<Config>,
+    pub config: Arc<Config>,
     counters: Arc<Counters>,
     spool: Mutex<Spool>,
 }
@@ -39,7 +41,12 @@ impl Spooler {
     /// Appends `record`; false when the spool refused it (full, or the disk failed), which
     /// the caller must account for.
     pub fn put(&self, record: &WireRecord) -> bool {
-        let written = self.lock().append(&record.to_bytes()).is_ok();
+        let bytes = record.to_bytes();
+        let written = {
+            let mut spool = self.lock();
+            fault!("omninode::spool_write");
+            spool.append(&bytes).is_ok()
+        };
         let counter = if written {
             &self.counters.spooled
         } else {
@@ -50,9 +57,30 @@ impl Spooler {
     }
 }
 
-impl Overflow for Spooler {
-    /// Assembles the event here and now and spools it.
-    fn keep(&self, ev: Captured) -> bool {
-        self.put(&assemble(&self.config, ev).record)
+/// The queue's overflow: guaranteed events that found no room wait here, in memory, for
+/// the worker, which takes them before the queue; nothing is assembled or written on the
+/// caller's thread while the worker runs.
+#[derive(Debug)]
+pub(crate) struct OverflowSink {
+    tx: Sender<Captured>,
+    spooler: Arc<Spooler>,
+}
+
+impl OverflowSink {
+    /// The sink, and the receiving end the worker drains.
+    pub fn new(spooler: Arc<Spooler>, capacity: usize) -> (OverflowSink, Receiver<Captured>) {
+        let (tx, rx) = crossbeam_channel::bounded(capacity);
+        (OverflowSink { tx, spooler }, rx)
+    }
+}
+
+impl Overflow for OverflowSink {
+    fn hand_over(&self, ev: Captured) -> bool {
+        self.tx.try_send(ev).is_ok()
+    }
+
+    /// Assembles the event here and now and spools it (no worker is left to do it).
+    fn write_now(&self, ev: Captured) -> bool {
+        self.spooler.put(&assemble(&self.spooler.config, ev).record)
     }
 }

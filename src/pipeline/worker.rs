@@ -82,6 +82,8 @@ pub(crate) struct Parts {
     pub queue: Arc<Queue>,
     pub spooler: Arc<Spooler>,
     pub rx: Receiver<Captured>,
+    /// Guaranteed events the queue had no room for (taken first).
+    pub overflow: Receiver<Captured>,
     pub ctrl: Receiver<Control>,
     pub producer: Producer<InFlight>,
 }
@@ -136,6 +138,7 @@ pub(crate) fn spawn(parts: Parts) -> std::io::Result<JoinHandle<()>> {
                 queue,
                 spooler,
                 rx,
+                overflow,
                 ctrl,
                 producer,
             } = parts;
@@ -145,6 +148,7 @@ pub(crate) fn spawn(parts: Parts) -> std::io::Result<JoinHandle<()>> {
                 queue,
                 spooler,
                 rx,
+                overflow,
                 producer,
                 in_flight: 0,
                 retries: Vec::new(),
@@ -168,6 +172,7 @@ pub(super) struct Worker {
     pub queue: Arc<Queue>,
     pub spooler: Arc<Spooler>,
     rx: Receiver<Captured>,
+    overflow: Receiver<Captured>,
     pub producer: Producer<InFlight>,
     pub in_flight: usize,
     pub retries: Vec<(Instant, Box<InFlight>)>,
@@ -212,11 +217,7 @@ impl Worker {
     /// Stops for good after repeated panics, keeping what can be kept.
     fn give_up(&mut self) {
         self.queue.worker_stopped();
-        self.queue
-            .settle(self.queue.guaranteed_wait() + PURGE_COLLECT);
-        while let Ok(ev) = self.rx.try_recv() {
-            self.queue.overflow(ev);
-        }
+        self.spool_queued();
         let parked = std::mem::take(&mut self.retries)
             .into_iter()
             .map(|(_, flight)| flight)
@@ -270,8 +271,20 @@ impl Worker {
         Report::from(&self.counters.snapshot(Default::default()))
     }
 
-    /// Takes up to one batch from the queue, waiting at most `wait` for the first event.
+    /// Takes up to one batch, overflowed guaranteed events first, then the queue, waiting
+    /// at most `wait` for the first event.
     fn take_batch(&mut self, wait: Duration) {
+        let mut taken = 0;
+        while taken < self.config.batch_size {
+            match self.overflow.try_recv() {
+                Ok(ev) => self.process(ev),
+                Err(_) => break,
+            }
+            taken += 1;
+        }
+        if taken > 0 {
+            return;
+        }
         let first = match self.rx.recv_timeout(wait) {
             Ok(ev) => ev,
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return,
@@ -483,7 +496,7 @@ impl Worker {
         // Take what is queued, but not past the deadline and not while librdkafka's own
         // queue is full: what stays in our bounded queue is spooled at shutdown.
         while self.pending.is_empty() && Instant::now() < deadline {
-            match self.rx.try_recv() {
+            match self.overflow.try_recv().or_else(|_| self.rx.try_recv()) {
                 Ok(ev) => self.process(ev),
                 Err(_) => break,
             }
@@ -521,13 +534,18 @@ impl Worker {
                 self.handle_reports();
             }
         }
-        // Events still queued (deadline reached) or that raced the closing of the queue:
-        // once no push is under way, nothing else can arrive.
+        // Events still queued (deadline reached) or that raced the closing of the queue.
+        self.spool_queued();
+        let _ = self.spooler.lock().sync();
+    }
+
+    /// After the queue was closed: once no push is under way (nothing else can arrive),
+    /// spools what the overflow and the queue still hold.
+    fn spool_queued(&mut self) {
         self.queue
             .settle(self.queue.guaranteed_wait() + PURGE_COLLECT);
-        while let Ok(ev) = self.rx.try_recv() {
+        while let Ok(ev) = self.overflow.try_recv().or_else(|_| self.rx.try_recv()) {
             self.queue.overflow(ev);
         }
-        let _ = self.spooler.lock().sync();
     }
 }
