@@ -16,6 +16,7 @@ pub(crate) struct Counters {
     pub skipped: AtomicU64,
     pub spool_full: AtomicU64,
     pub spool_corrupt: AtomicU64,
+    pub spool_rejected: AtomicU64,
     pub validation_failed: AtomicU64,
     pub pipeline_errors: AtomicU64,
     pub producer_rebuilds: AtomicU64,
@@ -40,6 +41,7 @@ impl Counters {
             skipped: g(&self.skipped),
             spool_full: g(&self.spool_full),
             spool_corrupt: g(&self.spool_corrupt),
+            spool_rejected: g(&self.spool_rejected),
             validation_failed: g(&self.validation_failed),
             pipeline_errors: g(&self.pipeline_errors),
             producer_rebuilds: g(&self.producer_rebuilds),
@@ -75,6 +77,9 @@ pub struct Metrics {
     pub spool_full: u64,
     /// Corrupt or torn spool records skipped on replay.
     pub spool_corrupt: u64,
+    /// Spool records not replayed because their topic is not an OmniNode catalog topic (or
+    /// its `.dlq`) under the configured prefix: planted, or from another configuration.
+    pub spool_rejected: u64,
     /// Events that failed validation (they go to the DLQ).
     pub validation_failed: u64,
     /// Security-class failures and other errors of the pipeline itself.

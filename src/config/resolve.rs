@@ -2,6 +2,7 @@
 //! [`Config`].
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tracing::Level;
@@ -13,6 +14,19 @@ use super::{
     DEFAULT_MESSAGE_TIMEOUT, DEFAULT_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_SPOOL_MAX_BYTES,
 };
+
+/// The default spool directory of a service: under the user's state directory
+/// (`$XDG_STATE_HOME`, else `~/.local/state`, on Linux; the local data directory elsewhere),
+/// `omninode/spool/<service>`; the temp directory only when the user has neither. The spool
+/// refuses a directory another user owns or may write to, so a shared temp directory fails
+/// the build with a message that says to set `OMNINODE_SPOOL_DIR`.
+pub(crate) fn default_spool_dir(service_name: &str) -> PathBuf {
+    dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .map(|d| d.join("omninode").join("spool"))
+        .unwrap_or_else(|| std::env::temp_dir().join("omninode-spool"))
+        .join(service_name.replace(['/', '\\'], "_"))
+}
 
 fn default_instance_id() -> String {
     let host = std::fs::read_to_string("/etc/hostname")
@@ -119,9 +133,7 @@ pub(super) fn resolve(b: &Builder, vars: &BTreeMap<String, String>) -> Result<Co
         DEFAULT_SHUTDOWN_TIMEOUT
     })?;
     let spool_dir = v.setting(b.spool_dir.clone(), env::SPOOL_DIR_VAR, || {
-        std::env::temp_dir()
-            .join("omninode-spool")
-            .join(service_name.replace(['/', '\\'], "_"))
+        default_spool_dir(&service_name)
     })?;
 
     // Settings without a variable: the builder's value, else the default.
@@ -258,9 +270,7 @@ mod tests {
             default: String,
             field: fn(&Config) -> String,
         }
-        let default_spool = std::env::temp_dir()
-            .join("omninode-spool")
-            .join(default_service_name());
+        let default_spool = default_spool_dir(&default_service_name());
         let cases = [
             Case {
                 var: env::SERVICE_NAME,

@@ -4,10 +4,22 @@
 
 use std::time::{Duration, Instant};
 
+use crate::contract::catalog;
 use crate::contract::dlq::DLQ_SUFFIX;
 use crate::contract::wire::WireRecord;
 use crate::metrics::Counters;
 use crate::pipeline::worker::{InFlight, Origin, Worker};
+
+/// Whether a spooled record may be replayed to `topic`: an OmniNode catalog topic, or its
+/// `.dlq`, under this pipeline's prefix. Anything else in a spool file (planted by another
+/// local user, or left by another configuration) is never sent.
+fn is_replayable_topic(prefix: &str, topic: &str) -> bool {
+    let Some(name) = topic.strip_prefix(prefix) else {
+        return false;
+    };
+    let event_type = name.strip_suffix(DLQ_SUFFIX).unwrap_or(name);
+    catalog::lookup(event_type).is_some()
+}
 
 const PROBE_EVERY: Duration = Duration::from_secs(2);
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -62,15 +74,20 @@ impl Worker {
             }
         };
         Counters::add(&self.counters.spool_corrupt, read.corrupt);
+        let prefix = &self.config.topic_prefix;
         let records: Vec<WireRecord> = read
             .records
             .iter()
             .filter_map(|bytes| {
-                let r = WireRecord::from_bytes(bytes);
-                if r.is_none() {
+                let Some(r) = WireRecord::from_bytes(bytes) else {
                     Counters::add(&self.counters.spool_corrupt, 1);
+                    return None;
+                };
+                if !is_replayable_topic(prefix, &r.topic) {
+                    Counters::add(&self.counters.spool_rejected, 1);
+                    return None;
                 }
-                r
+                Some(r)
             })
             .collect();
         if records.is_empty() {
@@ -100,5 +117,23 @@ impl Worker {
                 let _ = self.spooler.lock().remove_segment(seg);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_catalog_topics_under_the_prefix_are_replayed() {
+        let audit = "omninode.logging.audit.v1";
+        assert!(is_replayable_topic("", audit));
+        assert!(is_replayable_topic("p.", &format!("p.{audit}")));
+        assert!(is_replayable_topic("p.", &format!("p.{audit}.dlq")));
+        assert!(!is_replayable_topic("p.", audit));
+        assert!(!is_replayable_topic("p.", &format!("q.{audit}")));
+        assert!(!is_replayable_topic("", "payments.v1"));
+        assert!(!is_replayable_topic("", "omninode.logging.audit.v2"));
+        assert!(!is_replayable_topic("", &format!("{audit}.dlq.dlq")));
     }
 }
