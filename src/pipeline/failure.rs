@@ -9,10 +9,14 @@ use crate::contract::envelope::Source;
 use crate::contract::taxonomy::ErrorClass;
 use crate::contract::timestamp::Timestamp;
 use crate::contract::wire::header;
+use crate::contract::wire::WireRecord;
 use crate::kafka::producer::DeliveryError;
 use crate::metrics::Counters;
 use crate::pipeline::route::{route, Action, Situation};
 use crate::pipeline::worker::{InFlight, Origin, Worker};
+
+/// Records whose spool round trips are tracked at most (memory bound).
+const MAX_TRACKED_ROUND_TRIPS: usize = 65_536;
 
 impl Worker {
     /// Routes a failed record by the class of its error.
@@ -21,6 +25,7 @@ impl Worker {
             self.rebuild = true;
         }
         flight.first_failed_at.get_or_insert_with(Timestamp::now);
+        let round_trips = self.round_trips_of(&flight.record);
         let action = route(&Situation {
             class: err.class,
             attempt: flight.attempt,
@@ -28,6 +33,7 @@ impl Worker {
             cluster_unreachable: err.cluster_unreachable,
             shutting_down: self.shutting_down,
             is_dlq: flight.is_dlq,
+            round_trips,
             jitter: fastrand::f64(),
         });
         if !flight.is_dlq && err.class == ErrorClass::RetryableDependency {
@@ -39,7 +45,16 @@ impl Worker {
                 Counters::add(&self.counters.retried, 1);
                 self.retries.push((Instant::now() + after, flight));
             }
-            Action::Spool => self.spool(&flight),
+            Action::Spool => {
+                if flight.is_dlq && !err.class.is_retryable() {
+                    // The DLQ refuses the record for good for now (credential, ACL, no
+                    // topic): kept, and reported as a failure of the pipeline itself.
+                    Counters::add(&self.counters.pipeline_errors, 1);
+                } else if !flight.is_dlq && !err.cluster_unreachable && !self.shutting_down {
+                    self.count_round_trip(&flight.record, round_trips);
+                }
+                self.spool(&flight)
+            }
             Action::DeadLetter => {
                 if err.class == ErrorClass::NonRetryableSecurity {
                     Counters::add(&self.counters.pipeline_errors, 1);
@@ -50,10 +65,33 @@ impl Worker {
                 Counters::add(&self.counters.skipped, 1);
                 self.resolve(flight.origin);
             }
-            Action::Drop => {
-                Counters::add(&self.counters.pipeline_errors, 1);
-                Counters::add(&self.counters.dropped, 1);
-                self.resolve(flight.origin);
+        }
+    }
+
+    /// Spool round trips the record made while the cluster answered (by its event id).
+    fn round_trips_of(&self, record: &WireRecord) -> u32 {
+        record
+            .header(header::EVENT_ID)
+            .and_then(|id| self.round_trips.get(id))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn count_round_trip(&mut self, record: &WireRecord, before: u32) {
+        if let Some(id) = record.header(header::EVENT_ID) {
+            if self.round_trips.len() >= MAX_TRACKED_ROUND_TRIPS {
+                // Forgetting only delays a repeat offender's way to the DLQ.
+                self.round_trips.clear();
+            }
+            self.round_trips.insert(id.to_owned(), before + 1);
+        }
+    }
+
+    /// Forgets the round trips of a record that reached a final state.
+    pub(super) fn forget_round_trips(&mut self, record: &WireRecord) {
+        if !self.round_trips.is_empty() {
+            if let Some(id) = record.header(header::EVENT_ID) {
+                self.round_trips.remove(id);
             }
         }
     }

@@ -22,6 +22,9 @@ pub(crate) struct Situation {
     pub shutting_down: bool,
     /// The failed record is itself a dead-letter record.
     pub is_dlq: bool,
+    /// Times the record already went to the spool and came back failing, while the cluster
+    /// answered.
+    pub round_trips: u32,
     /// A uniform sample in `0.0..=1.0` for the full-jitter backoff.
     pub jitter: f64,
 }
@@ -37,27 +40,34 @@ pub(crate) enum Action {
     Spool,
     /// Count and never re-send (re-sending could duplicate).
     Skip,
-    /// A dead-letter record the DLQ topic refuses for good (missing topic, ACL): re-sending
-    /// would loop forever, so it is counted as a pipeline error and a drop.
-    Drop,
 }
+
+/// Spool round trips after which a record that keeps failing while the cluster answers
+/// (`UNKNOWN_SERVER_ERROR` and other repeat offenders) is dead-lettered instead.
+pub(crate) const MAX_ROUND_TRIPS: u32 = 3;
 
 /// Decides what happens to a failed record.
 pub(crate) fn route(s: &Situation) -> Action {
     if s.is_dlq {
-        // The dead-letter topic is unreachable for now: keep the record on disk.
-        return if s.class.is_retryable() {
-            Action::Spool
-        } else {
-            Action::Drop
-        };
+        // The dead-letter topic is unreachable, or refuses the record (an expired
+        // credential, an ACL, a topic never created): keep it on disk until it can be
+        // written; dropping it would lose the event.
+        return Action::Spool;
     }
     match s.class {
         ErrorClass::RetryableTransient | ErrorClass::RetryableDependency => {
             let backoff = s.class.default_backoff();
             let budget = s.max_retries.unwrap_or(backoff.max_retries);
-            if s.shutting_down || s.cluster_unreachable || s.attempt >= budget {
+            if s.shutting_down || s.cluster_unreachable {
                 Action::Spool
+            } else if s.attempt >= budget {
+                // Budget spent while the cluster answers: spool, unless the record keeps
+                // coming back failing.
+                if s.round_trips + 1 >= MAX_ROUND_TRIPS {
+                    Action::DeadLetter
+                } else {
+                    Action::Spool
+                }
             } else {
                 Action::Retry {
                     after: backoff.delay_at(s.attempt, s.jitter),
@@ -84,6 +94,7 @@ mod tests {
             cluster_unreachable: false,
             shutting_down: false,
             is_dlq: false,
+            round_trips: 0,
             jitter: 1.0,
         }
     }
@@ -109,102 +120,48 @@ mod tests {
             max_retries: Some(n),
             ..s
         };
+        let trips = |n: u32, s: Situation| Situation {
+            round_trips: n,
+            ..s
+        };
+        use Action::{DeadLetter, Skip, Spool};
+        #[rustfmt::skip]
         let cases: Vec<(&str, Situation, Action)> = vec![
             // Retryable classes: full-jitter backoff (jitter 1.0 = the ceiling) ...
             ("transient, first", live(RetryableTransient, 0), retry(100)),
             ("transient, 3rd", live(RetryableTransient, 3), retry(800)),
             ("transient, 5th", live(RetryableTransient, 5), retry(3200)),
-            (
-                "dependency, first",
-                live(RetryableDependency, 0),
-                retry(500),
-            ),
+            ("dependency, first", live(RetryableDependency, 0), retry(500)),
             ("dependency, 2nd", live(RetryableDependency, 2), retry(2000)),
             // ... until the class's budget, then the spool.
-            (
-                "transient, spent",
-                live(RetryableTransient, 6),
-                Action::Spool,
-            ),
-            (
-                "dependency, spent",
-                live(RetryableDependency, 3),
-                Action::Spool,
-            ),
-            (
-                "configured budget",
-                budget(1, live(RetryableTransient, 1)),
-                Action::Spool,
-            ),
-            (
-                "configured budget, left",
-                budget(9, live(RetryableDependency, 5)),
-                retry(10_000),
-            ),
-            (
-                "zero budget",
-                budget(0, live(RetryableTransient, 0)),
-                Action::Spool,
-            ),
+            ("transient, spent", live(RetryableTransient, 6), Spool),
+            ("dependency, spent", live(RetryableDependency, 3), Spool),
+            ("configured budget", budget(1, live(RetryableTransient, 1)), Spool),
+            ("configured budget, left", budget(9, live(RetryableDependency, 5)), retry(10_000)),
+            ("zero budget", budget(0, live(RetryableTransient, 0)), Spool),
             // librdkafka already retried a timeout while no broker answered.
-            (
-                "unreachable",
-                unreachable(live(RetryableDependency, 0)),
-                Action::Spool,
-            ),
-            (
-                "shutting down",
-                closing(live(RetryableTransient, 0)),
-                Action::Spool,
-            ),
+            ("unreachable", unreachable(live(RetryableDependency, 0)), Spool),
+            ("shutting down", closing(live(RetryableTransient, 0)), Spool),
+            // Repeat offenders: spooled before while the cluster answered.
+            ("2nd round trip", trips(1, live(RetryableDependency, 3)), Spool),
+            ("3rd round trip", trips(2, live(RetryableDependency, 3)), DeadLetter),
+            ("3rd, retries left", trips(2, live(RetryableTransient, 0)), retry(100)),
+            ("3rd, unreachable", trips(2, unreachable(live(RetryableDependency, 3))), Spool),
+            ("3rd, closing", trips(2, closing(live(RetryableTransient, 6))), Spool),
             // Non-retryable classes.
-            (
-                "validation",
-                live(NonRetryableValidation, 0),
-                Action::DeadLetter,
-            ),
-            ("policy", live(NonRetryablePolicy, 0), Action::DeadLetter),
-            (
-                "security",
-                live(NonRetryableSecurity, 0),
-                Action::DeadLetter,
-            ),
-            (
-                "security, closing",
-                closing(live(NonRetryableSecurity, 0)),
-                Action::DeadLetter,
-            ),
-            (
-                "idempotency",
-                live(NonRetryableIdempotency, 0),
-                Action::Skip,
-            ),
-            // A dead-letter record that fails.
-            (
-                "dlq, transient",
-                dlq(live(RetryableTransient, 0)),
-                Action::Spool,
-            ),
-            (
-                "dlq, dependency",
-                dlq(live(RetryableDependency, 0)),
-                Action::Spool,
-            ),
-            (
-                "dlq, policy",
-                dlq(live(NonRetryablePolicy, 0)),
-                Action::Drop,
-            ),
-            (
-                "dlq, validation",
-                dlq(live(NonRetryableValidation, 0)),
-                Action::Drop,
-            ),
-            (
-                "dlq, idempotency",
-                dlq(live(NonRetryableIdempotency, 0)),
-                Action::Drop,
-            ),
+            ("validation", live(NonRetryableValidation, 0), DeadLetter),
+            ("policy", live(NonRetryablePolicy, 0), DeadLetter),
+            ("security", live(NonRetryableSecurity, 0), DeadLetter),
+            ("security, closing", closing(live(NonRetryableSecurity, 0)), DeadLetter),
+            ("idempotency", live(NonRetryableIdempotency, 0), Skip),
+            // A dead-letter record that fails is kept, whatever the reason.
+            ("dlq, transient", dlq(live(RetryableTransient, 0)), Spool),
+            ("dlq, dependency", dlq(live(RetryableDependency, 0)), Spool),
+            ("dlq, policy", dlq(live(NonRetryablePolicy, 0)), Spool),
+            ("dlq, security", dlq(live(NonRetryableSecurity, 0)), Spool),
+            ("dlq, validation", dlq(live(NonRetryableValidation, 0)), Spool),
+            ("dlq, idempotency", dlq(live(NonRetryableIdempotency, 0)), Spool),
+            ("dlq, many trips", trips(9, dlq(live(RetryableDependency, 3))), Spool),
         ];
         for (name, situation, expected) in cases {
             assert_eq!(route(&situation), expected, "{name}: {situation:?}");

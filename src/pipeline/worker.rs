@@ -155,6 +155,7 @@ pub(crate) fn spawn(parts: Parts) -> std::io::Result<JoinHandle<()>> {
                 pending: VecDeque::new(),
                 replay: HashMap::new(),
                 keep: HashSet::new(),
+                round_trips: HashMap::new(),
                 healthy: None,
                 last_probe: None,
                 replay_after: None,
@@ -182,6 +183,8 @@ pub(super) struct Worker {
     pub replay: HashMap<SegmentId, usize>,
     /// Replayed segments to keep on disk (a record of theirs could not be re-spooled).
     pub keep: HashSet<SegmentId>,
+    /// Spool round trips per event id, of records that failed while the cluster answered.
+    pub round_trips: HashMap<String, u32>,
     /// Whether the cluster answered lately (`None`: not known yet).
     pub healthy: Option<bool>,
     pub last_probe: Option<Instant>,
@@ -418,6 +421,7 @@ impl Worker {
                 if matches!(flight.origin, Origin::Replay(_)) {
                     Counters::add(&c.replayed, 1);
                 }
+                self.forget_round_trips(&flight.record);
                 self.resolve(flight.origin);
             }
             Err(e) => self.fail(flight, e),
