@@ -9,7 +9,7 @@ use regex::Regex;
 use super::check::Check;
 use super::engine::{Inner, Sanitizer};
 use super::keys::normalize_key;
-use super::rules::{builtin_rules, Gate, Rule, Syntax, OWNED_PREFIXES, VALUE};
+use super::rules::{builtin_rules, far_alternatives, Gate, Rule, Syntax, OWNED_PREFIXES, VALUE};
 use super::DEFAULT_REPLACEMENT;
 
 /// A sanitizer configuration error, with the fix.
@@ -92,8 +92,17 @@ impl SanitizerBuilder {
                 },
                 gate,
                 check,
+                far: None,
             })
             .collect();
+        for (kind, last_start, without) in far_alternatives() {
+            if let Some(rule) = rules.iter_mut().find(|r| r.kind == kind) {
+                rule.far = Some((
+                    last_start,
+                    Regex::new(&without).expect("built-in patterns compile"),
+                ));
+            }
+        }
         for (kind, re) in &self.extra {
             let kind: &'static str = Box::leak(kind.clone().into_boxed_str());
             rules.push(Rule {
@@ -103,6 +112,7 @@ impl SanitizerBuilder {
                 check: Check::Extra,
                 near: None,
                 syntax: Syntax::Captured,
+                far: None,
             });
         }
         let mut extra_keywords: Vec<String> = Vec::new();
@@ -124,6 +134,7 @@ impl SanitizerBuilder {
                 check: Check::KeyValue,
                 near: None,
                 syntax: Syntax::Captured,
+                far: None,
             });
             extra_keywords.push(key.clone());
         }
@@ -189,6 +200,7 @@ impl SanitizerBuilder {
                 replacement,
                 marker_prefix,
                 counts: Mutex::new(BTreeMap::new()),
+                work: Inner::WORK,
             }),
         }
     }

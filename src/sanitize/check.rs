@@ -1,5 +1,7 @@
 //! The verdict on one match: the checks a rule's value must pass before it is redacted.
 
+use std::cell::OnceCell;
+
 use regex::Captures;
 
 use super::engine::Sanitizer;
@@ -10,7 +12,7 @@ use super::placeholder::{
     looks_fake,
 };
 use super::rules::{Rule, AUTH_SCHEMES};
-use super::value::{token_around, trim_unbalanced, Found};
+use super::value::{token_around, trim_unbalanced, Found, MAX_VALUE_LEN};
 use super::MARKER_PREFIX;
 
 /// How a match is validated before it is redacted.
@@ -43,17 +45,45 @@ pub(super) enum Check {
 }
 
 impl Sanitizer {
-    /// Decides on one match: the span to redact and its kind, or `None`.
+    /// Decides on one match: the span to redact and its kind, or `None`. `jwk` remembers
+    /// whether the text holds a JSON Web Key (see [`exempt_quoted`]).
+    ///
+    /// A value longer than [`MAX_VALUE_LEN`] is not judged: a key rule redacts it whole when
+    /// its key names a secret (else keeps it), every other rule redacts it whole (the
+    /// high-entropy rule, whose candidates never overlap, still measures it). No placeholder,
+    /// reference or word of prose is that long, and judging every nested candidate of a long
+    /// value (`k=k=k=...`) would cost the square of its length.
     pub(super) fn accept(
         &self,
         rule: &Rule,
         caps: &Captures<'_>,
         text: &str,
         found: Found,
+        jwk: &OnceCell<bool>,
     ) -> Option<(usize, usize, &'static str)> {
         let unquoted = found.unquoted;
         let mut start = found.start;
         let mut value = &text[found.start..found.end];
+        // A key rule's key decides first: it is short, every check below can only reject,
+        // and most candidates of a long run (`monkey=monkey=...`) fall here.
+        let key_class = match rule.check {
+            Check::KeyValue => Some(classify_key(
+                caps.name("key").map_or("", |k| k.as_str()),
+                &self.inner.extra_keys,
+            )?),
+            _ => None,
+        };
+        if value.len() > MAX_VALUE_LEN && rule.check != Check::HighEntropy {
+            if value.trim().is_empty()
+                || self.is_marker(value)
+                || self.inner.allow.iter().any(|a| a.is_match(value))
+            {
+                return None;
+            }
+            let kind = key_class.map_or(rule.kind, |(_, kind)| kind);
+            let lead = value.len() - value.trim_start().len();
+            return Some((start + lead, found.end, kind));
+        }
         if unquoted {
             value = trim_unbalanced(value);
         }
@@ -130,7 +160,7 @@ impl Sanitizer {
                 {
                     return None;
                 }
-                let (strength, kind) = classify_key(key, &self.inner.extra_keys)?;
+                let (strength, kind) = key_class?;
                 let n = normalize_key(key);
                 let password_like = n.contains("pass") || n.contains("pwd");
                 // `Authorization: Bearer x`: the scheme alone is not the credential (the
@@ -189,7 +219,9 @@ impl Sanitizer {
             }
             Check::HighEntropy => {
                 let quote = caps.get(0).map_or(start, |m| m.start());
-                if exempt_quoted(text, quote, &self.inner.extra_keys) || !is_random_secret(value) {
+                if exempt_quoted(text, quote, &self.inner.extra_keys, jwk)
+                    || !is_random_secret(value)
+                {
                     return None;
                 }
                 rule.kind

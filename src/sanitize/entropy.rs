@@ -2,6 +2,8 @@
 //! random-looking test of the key rules, the rule's byte-scan gate, and the labels that
 //! exempt a quoted value (identifiers, hashes, versions, public JSON Web Key members).
 
+use std::cell::OnceCell;
+
 use super::keys::{
     classify_key, is_descriptive_key, is_key_byte, key_words, MAX_KEY_LEN, NOT_SECRET_KEY_PARTS,
 };
@@ -116,6 +118,7 @@ pub(super) fn quoted_random_scan(text: &str) -> bool {
     };
     let b = text.as_bytes();
     let is64 = |i: usize| BASE64[usize::from(b[i])];
+    let jwk = OnceCell::new();
     // Runs of the alphabet at least MIN_RANDOM_LEN long, found by probing the last byte of
     // a window (a miss skips the whole window; log lines are mostly short runs). `i` is
     // always the start of a run or just after a byte outside the alphabet.
@@ -142,7 +145,7 @@ pub(super) fn quoted_random_scan(text: &str) -> bool {
             && matches!(b[i - 1], b'"' | b'\'')
             && matches!(b.get(e), Some(b'"' | b'\'' | b'\\'))
             && is_high_entropy(&text[i..e])
-            && !exempt_quoted(text, i - 1, &[])
+            && !exempt_quoted(text, i - 1, &[], &jwk)
         {
             return true;
         }
@@ -277,9 +280,12 @@ const ENCODING_LABELS: &[&str] = &["b64", "base64", "blob"];
 
 /// Whether the quoted value whose quote is at `q` is kept by the high-entropy rule: its
 /// label is exempt, or it is a public member of a JSON Web Key.
-pub(super) fn exempt_quoted(text: &str, q: usize, extra: &[String]) -> bool {
+/// `jwk` remembers whether the text holds a JSON Web Key (`"kty"`), so that the text is
+/// searched for it once, not once per quoted value.
+pub(super) fn exempt_quoted(text: &str, q: usize, extra: &[String], jwk: &OnceCell<bool>) -> bool {
     label_before(text, q).is_some_and(|l| {
-        exempt_label(l, extra) || (JWK_PUBLIC_MEMBERS.contains(&l) && text.contains("\"kty\""))
+        exempt_label(l, extra)
+            || (JWK_PUBLIC_MEMBERS.contains(&l) && *jwk.get_or_init(|| text.contains("\"kty\"")))
     })
 }
 

@@ -44,6 +44,16 @@
 //! become `[REDACTED:<kind>]`; the rest of the text is left byte for byte. Passes repeat
 //! until the output is stable, at most 8 times (a bound for adversarial input; real text is
 //! stable after the second), so sanitizing twice gives the same text as sanitizing once.
+//!
+//! The cost is linear in the text on any input. The rules search the text side by side, and
+//! each pass may do at most 256 units of work per byte plus 2^20 (about one unit per byte a
+//! search or a check goes over); past that bound the rest of the text becomes
+//! `[REDACTED:unscanned]`, so it is neither scanned slowly nor shipped unscanned. Real text
+//! stays far below it: a value longer than 1 KiB is redacted whole (under a key that names a
+//! secret, or when a detector or context rule matched it) or searched inside (under any
+//! other key) without being judged, the end of a long unquoted value is found once for all
+//! the candidates nested in it, and an ODBC braced value (`PWD={...}`) is at most 256
+//! characters long.
 
 /// The default replacement format; `{kind}` is replaced by the kind of secret.
 pub const DEFAULT_REPLACEMENT: &str = "[REDACTED:{kind}]";

@@ -20,6 +20,9 @@ pub(super) struct Rule {
     pub(super) near: Option<fn(&[u8], usize) -> bool>,
     /// Where the value is.
     pub(super) syntax: Syntax,
+    /// See [`far_alternatives`]: the pattern looked for, and the rule without the
+    /// alternative that looks for it.
+    pub(super) far: Option<(LastStart, Regex)>,
 }
 
 /// A byte-level test of a whole text (see [`Gate::Scan`]).
@@ -69,7 +72,7 @@ pub(super) fn builtin_rules() -> Vec<RuleDef> {
     let xml_rule = format!(r"<(?P<key>{KEY_NAME})>(?P<vu>[^<>\n]{{1,500}})</");
     let flag_rule = format!(r#"(?:^|[ \t])--?(?P<key>{KEY_NAME})[ \t]+"#);
     let detectors: Vec<(&'static str, String, Gate, Check)> = vec![
-        ("private_key", r"-----BEGIN[ A-Z0-9_-]*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]{32,}?-----END[ A-Z0-9_-]*PRIVATE KEY(?: BLOCK)?-----|(?:\\[nr]|[A-Za-z0-9+/=\s]){32,})".into(), Keywords(&["-----begin"]), Pem),
+        ("private_key", format!(r"{PEM_HEADER}(?:[\s\S]{{32,}}?{PEM_FOOTER}|{PEM_BODY})"), Keywords(&["-----begin"]), Pem),
         ("openai_api_key", r"sk-[A-Za-z0-9_\-]*T3BlbkFJ[A-Za-z0-9_\-]+".into(), Keywords(&["t3blbkfj"]), t(20)),
         ("anthropic_api_key", r"(?P<secret>\bsk-ant-[a-z]{3,8}\d{2}-[A-Za-z0-9_\-]{93}AA)(?:[^A-Za-z0-9_\-]|$)".into(), Keywords(&["sk-ant-"]), t(0)),
         ("google_api_key", r"(?P<secret>\bAIza[0-9A-Za-z_\-]{35})(?:[^A-Za-z0-9_\-]|$)".into(), Keywords(&["aiza"]), t(0)),
@@ -114,7 +117,7 @@ pub(super) fn builtin_rules() -> Vec<RuleDef> {
         ("authorization", r#"(?i)\b(?:proxy-)?authorization\\?["']?[ \t]{0,3}[:=][ \t]{0,3}\\?["']?(?P<secret>(?:[A-Za-z]+[ \t]+)?[^\s"',;\\]{6,})"#.into(), Keywords(&["authorization"]), Credential),
         ("api_key_header", r#"(?i)\b(?:x-[a-z\-]*)?(?:api-?key|private-token|x-auth-token|apikey)\\?["']?[ \t]{0,3}:[ \t]{0,3}\\?["']?(?P<secret>[^\s"',;\\]{6,})"#.into(), Keywords(&["api-key", "apikey", "api_key", "private-token", "x-auth-token"]), Credential),
         ("url_password", r#"\b[a-zA-Z][a-zA-Z0-9+.\-]{1,20}://(?P<user>[^\s:/@"'<>]*):(?P<secret>[^\s@/"'<>]+)@"#.into(), Keywords(&["://"]), Password),
-        ("connection_string_password", r#"(?i)(?:^|[;?&\s"',])(?:password|pwd|passwd)[ \t]*=[ \t]*(?P<secret>\{(?:[^}\n]|\}\})*\}|[^;&"'\s,]+)"#.into(), Keywords(&["password", "pwd", "passwd"]), Password),
+        ("connection_string_password", r#"(?i)(?:^|[;?&\s"',])(?:password|pwd|passwd)[ \t]*=[ \t]*(?P<secret>\{(?:[^}\n]|\}\}){0,256}\}|[^;&"'\s,]+)"#.into(), Keywords(&["password", "pwd", "passwd"]), Password),
         ("connection_string_password", r#"(?i)jdbc:oracle:[a-z0-9]+:(?P<user>[^/\s:@"']+)/(?P<secret>[^@\s"']+)@"#.into(), Keywords(&["jdbc:oracle:"]), Password),
         ("jaas_password", r#"(?i)password[ \t]*=[ \t]*\\?["'](?P<secret>[^"'\\]+)\\?["']"#.into(), Keywords(&["password"]), Password),
         ("secret_context", r#"(?i)\b(?P<ctx>pass(?:word|wd|phrase)?|pwd|shared[ _\-]?(?:value|secret|key)|hmac(?:[ _\-]?(?:key|secret))?|signing[ _\-]?(?:key|secret))[ \t]+(?:(?:is|was|to|of)[ \t]+)?(?:'(?P<vq3>[^'\s]{6,200})'|"(?P<vq2>[^"\s]{6,200})"|`(?P<vq1>[^`\s]{6,200})`|(?P<vu>[^\s"'`,;]{16,200}))"#.into(), Keywords(&["pass", "pwd", "shared", "hmac", "signing"]), ContextWord),
@@ -175,6 +178,56 @@ pub(super) fn builtin_rules() -> Vec<RuleDef> {
         .map(|(kind, re, gate, check)| (kind, re, gate, check, Syntax::Captured))
         .chain(keyed)
         .collect()
+}
+
+/// A PEM private key block: its header, then the block up to its footer, or (a block cut
+/// short, or JSON-escaped) at least 32 characters of its body.
+const PEM_HEADER: &str = r"-----BEGIN[ A-Z0-9_-]*PRIVATE KEY(?: BLOCK)?-----";
+const PEM_FOOTER: &str = r"-----END[ A-Z0-9_-]*PRIVATE KEY(?: BLOCK)?-----";
+const PEM_BODY: &str = r"(?:\\[nr]|[A-Za-z0-9+/=\s]){32,}";
+
+/// Rules whose first alternative looks for a pattern that may lie anywhere ahead (a PEM
+/// block's footer): searched from past the last place that pattern starts, the rule runs as
+/// the same pattern less that alternative, which finds the same matches without going to
+/// the end of the text for a footer that is not there. Kind, where the pattern last starts,
+/// and the rule without that alternative.
+pub(super) fn far_alternatives() -> Vec<(&'static str, LastStart, String)> {
+    vec![(
+        "private_key",
+        last_pem_footer,
+        format!("{PEM_HEADER}{PEM_BODY}"),
+    )]
+}
+
+/// Where a pattern last starts in a text, found in one linear scan.
+pub(super) type LastStart = fn(&str) -> Option<usize>;
+
+/// Where the last [`PEM_FOOTER`] starts: a footer lies within one run of its bytes
+/// (`[ A-Z0-9_-]`), so it is the last `-----END` of the last run that has one before a
+/// `PRIVATE KEY-----` or `PRIVATE KEY BLOCK-----`.
+fn last_pem_footer(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let class = |c: u8| c.is_ascii_uppercase() || c.is_ascii_digit() || b" _-".contains(&c);
+    let mut re = b.len();
+    while re > 0 {
+        while re > 0 && !class(b[re - 1]) {
+            re -= 1;
+        }
+        let mut rs = re;
+        while rs > 0 && class(b[rs - 1]) {
+            rs -= 1;
+        }
+        let run = &text[rs..re];
+        let tail = ["PRIVATE KEY-----", "PRIVATE KEY BLOCK-----"]
+            .iter()
+            .filter_map(|t| run.rfind(t))
+            .max();
+        if let Some(start) = tail.and_then(|t| run[..t].rfind("-----END")) {
+            return Some(rs + start);
+        }
+        re = rs;
+    }
+    None
 }
 
 /// The key candidate: an identifier containing one of [`KEY_GATE`].
@@ -246,6 +299,25 @@ pub(super) const AUTH_SCHEMES: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use crate::sanitize::Sanitizer;
+
+    #[test]
+    fn last_pem_footer_is_the_last_start_of_the_footer_pattern() {
+        let footer = regex::Regex::new(super::PEM_FOOTER).unwrap();
+        for text in [
+            "",
+            "-----END PRIVATE KEY-----",
+            "x -----END RSA PRIVATE KEY----- y -----END PRIVATE KEY BLOCK----- z",
+            "-----END PRIVATE KEY-----END PRIVATE KEY-----",
+            "-----END -----END X PRIVATE KEY----- -----END",
+            "-----END PRIVATE KEY---- PRIVATE KEY-----",
+            "-----BEGIN PRIVATE KEY-----abc-----END",
+        ] {
+            let brute = (0..=text.len())
+                .rev()
+                .find(|&i| footer.find_at(text, i).is_some_and(|m| m.start() == i));
+            assert_eq!(super::last_pem_footer(text), brute, "{text}");
+        }
+    }
 
     #[test]
     fn detectors_table() {

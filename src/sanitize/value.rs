@@ -1,10 +1,17 @@
 //! Where a match's value is: parsed after `key =` or `--key `, taken from the rule's
-//! capture groups, or widened to the token around it.
+//! capture groups, or widened to the token around it. Every look here is bounded or
+//! remembered, so that the candidates nested in one long value (`k=k=k=...`) cost no more
+//! than the value itself.
 
 use once_cell::sync::Lazy;
 use regex::{Captures, Regex};
 
 use super::rules::{Rule, Syntax};
+
+/// Values longer than this are not judged by the heuristics (placeholder, reference, prose,
+/// randomness: none of them is this long); see [`Sanitizer::accept`](super::engine::Sanitizer).
+/// It bounds the work per candidate, and the look around a token.
+pub(super) const MAX_VALUE_LEN: usize = 1024;
 
 /// Removes closing brackets at the end of an unquoted value that were not opened in it
 /// (`{password=abc}` -> `abc`).
@@ -30,8 +37,33 @@ pub(super) struct Found {
     pub(super) match_end: usize,
 }
 
+/// The runs of unquoted value bytes already scanned in one text, one for each set of stop
+/// characters: `(from, to)` says that `text[from..to]` holds no stop and that `to` is a stop
+/// or the end. A candidate nested in the last run (`k=k=k=...`: each value is the rest of
+/// the previous one) gets its end without scanning the run again.
+#[derive(Default)]
+pub(super) struct ValueEnds {
+    runs: [Option<(usize, usize)>; 3],
+}
+
+impl ValueEnds {
+    /// The first stop at or after `i` in the stop set `set`.
+    fn end(&mut self, text: &str, i: usize, set: usize, stops: &[char]) -> usize {
+        if let Some((from, to)) = self.runs[set] {
+            if from <= i && i <= to {
+                return to;
+            }
+        }
+        let end = text[i..]
+            .find(|c: char| c.is_whitespace() || stops.contains(&c))
+            .map_or(text.len(), |p| i + p);
+        self.runs[set] = Some((i, end));
+        end
+    }
+}
+
 /// Parses the value that starts at `i` (see [`Syntax`]).
-fn parse_value(text: &str, i: usize, syntax: Syntax) -> Option<Found> {
+fn parse_value(text: &str, i: usize, syntax: Syntax, ends: &mut ValueEnds) -> Option<Found> {
     let b = text.as_bytes();
     let quoted = |start: usize, end: usize, match_end: usize| Found {
         start,
@@ -71,14 +103,12 @@ fn parse_value(text: &str, i: usize, syntax: Syntax) -> Option<Found> {
             // `key = value` / `key: value` (a blank before the value) is a config line, not
             // a query string: `&`, `,` and `;` belong to the value, bar one at its end.
             let spaced = i > 0 && matches!(b[i - 1], b' ' | b'\t');
-            let stops: &[char] = match syntax {
-                Syntax::Flag => &['"', '\'', '`', ';', '|', '&'],
-                _ if spaced => &['"', '\'', '\\'],
-                _ => &['"', '\'', ',', ';', '&', '\\'],
+            let (set, stops): (usize, &[char]) = match syntax {
+                Syntax::Flag => (0, &['"', '\'', '`', ';', '|', '&']),
+                _ if spaced => (1, &['"', '\'', '\\']),
+                _ => (2, &['"', '\'', ',', ';', '&', '\\']),
             };
-            let mut end = text[i..]
-                .find(|c: char| c.is_whitespace() || stops.contains(&c))
-                .map_or(text.len(), |p| i + p);
+            let mut end = ends.end(text, i, set, stops);
             if spaced {
                 // ... but not the next key of a line without blanks (`pw: x,role: admin`).
                 static NEXT_KEY: Lazy<Regex> = Lazy::new(|| {
@@ -103,10 +133,15 @@ fn parse_value(text: &str, i: usize, syntax: Syntax) -> Option<Found> {
 }
 
 /// The value a match stands for.
-pub(super) fn locate(rule: &Rule, caps: &Captures<'_>, text: &str) -> Option<Found> {
+pub(super) fn locate(
+    rule: &Rule,
+    caps: &Captures<'_>,
+    text: &str,
+    ends: &mut ValueEnds,
+) -> Option<Found> {
     let whole = caps.get(0)?;
     if rule.syntax != Syntax::Captured {
-        return parse_value(text, whole.end(), rule.syntax);
+        return parse_value(text, whole.end(), rule.syntax, ends);
     }
     let found = |m: regex::Match<'_>, unquoted| Found {
         start: m.start(),
@@ -126,16 +161,18 @@ pub(super) fn locate(rule: &Rule, caps: &Captures<'_>, text: &str) -> Option<Fou
 }
 
 /// The run of token characters around `start..end` (so a placeholder tail such as `-####`
-/// after a matched prefix is seen).
+/// after a matched prefix is seen), at most [`MAX_VALUE_LEN`] bytes on either side.
 pub(super) fn token_around(text: &str, start: usize, end: usize) -> &str {
     let b = text.as_bytes();
     let tokenish = |c: u8| c.is_ascii_alphanumeric() || b"_-#*~+=".contains(&c);
+    let floor = start.saturating_sub(MAX_VALUE_LEN);
     let mut s = start;
-    while s > 0 && tokenish(b[s - 1]) {
+    while s > floor && tokenish(b[s - 1]) {
         s -= 1;
     }
+    let ceil = b.len().min(end + MAX_VALUE_LEN);
     let mut e = end;
-    while e < b.len() && tokenish(b[e]) {
+    while e < ceil && tokenish(b[e]) {
         e += 1;
     }
     &text[s..e]
