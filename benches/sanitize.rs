@@ -19,11 +19,14 @@
 //! Last measured on 2026-11-29, 2 shared cores (AMD EPYC), `cargo bench --bench sanitize --
 //! --warm-up-time 1 --measurement-time 3` (criterion prints MiB/s; MB/s = MiB/s × 1.049):
 //!
-//! | batch        | time per batch | throughput               |
-//! |--------------|----------------|--------------------------|
-//! | (a) clean    | 28.6 µs        | 212 MiB/s = 222 MB/s     |
-//! | (b) mixed    | 97.8 µs        | 61.8 MiB/s = 64.8 MB/s   |
-//! | (c) json     | 28.7 µs        | 211 MiB/s = 222 MB/s     |
+//! | batch        | time per batch | throughput               | same run, before the bound |
+//! |--------------|----------------|--------------------------|----------------------------|
+//! | (a) clean    | 27.8 µs        | 218 MiB/s = 229 MB/s     | 26.2 µs, 232 MiB/s         |
+//! | (b) mixed    | 99.7 µs        | 60.6 MiB/s = 63.6 MB/s   | 123 µs (noisy), 49.2 MiB/s |
+//! | (c) json     | 32.0 µs        | 189 MiB/s = 199 MB/s     | 24.9 µs, 243 MiB/s         |
+//!
+//! (a) and (c) cost a few µs more per batch than before the bound (the rules' cursors, the
+//! value-end memory); (c) varied between 180 and 214 MiB/s over runs of the same build.
 //!
 //! | (d) shape     | 64 KiB   | 256 KiB  | 1 MiB    | before the bound (one run, release)   |
 //! |---------------|----------|----------|----------|---------------------------------------|
@@ -32,9 +35,6 @@
 //! | pem_headers   | 2.0 ms   | 8.2 ms   | 37 ms    | 105 ms, 0.99 s, 19.9 s                |
 //! | odbc_brace    | 58 ms    | 247 ms   | 1.0 s    | 0.66 s, 5.8 s at 256 KiB              |
 //! | authorization | 47 ms    | 184 ms   | 650 ms   | 19 ms, 127 ms, 426 ms (linear)        |
-//!
-//! The same run measured (a) at 229 MiB/s before the bound (2026-11-28 figures below); the
-//! difference is within the noise of the shared machine.
 //!
 //! Before 2026-11-29 (the work bound):
 //!
