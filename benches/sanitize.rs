@@ -7,10 +7,36 @@
 //!   different kind (key=value password, bearer JWT, URL password, provider tokens, PEM);
 //! - (c) `json_clean`: `sanitize_json` over the parsed lines of (a), for reference.
 //!
-//! Goals: (a) ≥ 200 MB/s, (b) ≥ 50 MB/s. Each batch is 32 lines, about 6.3 KB.
+//! - (d) `pathological`: single strings of 64 KiB, 256 KiB and 1 MiB made of one unit
+//!   repeated, the shapes that made a pass quadratic before the work bound: `monkey=`
+//!   (`k=k=...`: each rejected candidate's value is the rest of the text), `password=` ending
+//!   in `xxxx` (the same, under a secret key, judged a placeholder), PEM headers with a body
+//!   and no footer, ` password={` (an unclosed ODBC brace), `authorization: `.
 //!
-//! Last measured on 2026-11-28, 2 shared cores (AMD EPYC), `cargo bench --bench sanitize --
+//! Goals: (a) ≥ 200 MB/s, (b) ≥ 50 MB/s, (d) time proportional to the size. Each batch is
+//! 32 lines, about 6.3 KB.
+//!
+//! Last measured on 2026-11-29, 2 shared cores (AMD EPYC), `cargo bench --bench sanitize --
 //! --warm-up-time 1 --measurement-time 3` (criterion prints MiB/s; MB/s = MiB/s × 1.049):
+//!
+//! | batch        | time per batch | throughput               | same run, before the bound |
+//! |--------------|----------------|--------------------------|----------------------------|
+//! | (a) clean    | 27.8 µs        | 218 MiB/s = 229 MB/s     | 26.2 µs, 232 MiB/s         |
+//! | (b) mixed    | 99.7 µs        | 60.6 MiB/s = 63.6 MB/s   | 123 µs (noisy), 49.2 MiB/s |
+//! | (c) json     | 32.0 µs        | 189 MiB/s = 199 MB/s     | 24.9 µs, 243 MiB/s         |
+//!
+//! (a) and (c) cost a few µs more per batch than before the bound (the rules' cursors, the
+//! value-end memory); (c) varied between 180 and 214 MiB/s over runs of the same build.
+//!
+//! | (d) shape     | 64 KiB   | 256 KiB  | 1 MiB    | before the bound (one run, release)   |
+//! |---------------|----------|----------|----------|---------------------------------------|
+//! | monkey        | 9.3 ms   | 38 ms    | 149 ms   | 115 ms at 16 KiB, 2.7 s at 64 KiB     |
+//! | fake_tail     | 3.9 ms   | 17 ms    | 63 ms    | 2.3 s at 64 KiB, 41 s at 256 KiB      |
+//! | pem_headers   | 2.0 ms   | 8.2 ms   | 37 ms    | 105 ms, 0.99 s, 19.9 s                |
+//! | odbc_brace    | 58 ms    | 247 ms   | 1.0 s    | 0.66 s, 5.8 s at 256 KiB              |
+//! | authorization | 47 ms    | 184 ms   | 650 ms   | 19 ms, 127 ms, 426 ms (linear)        |
+//!
+//! Before 2026-11-29 (the work bound):
 //!
 //! | batch        | time per batch | throughput               |
 //! |--------------|----------------|--------------------------|
@@ -241,5 +267,39 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// Pathological single strings (see the header): each unit repeated to the size.
+const PATHOLOGICAL: &[(&str, &str, &str)] = &[
+    ("monkey", "monkey=", ""),
+    ("fake_tail", "password=", "xxxx"),
+    (
+        "pem_headers",
+        "-----BEGIN PRIVATE KEY-----Zk9xQ2w4VnRtUjdwTDNiWTZuSDFkRjBzSzJqTTV3\\n",
+        "",
+    ),
+    ("odbc_brace", " password={", ""),
+    ("authorization", "authorization: ", ""),
+];
+
+fn pathological(c: &mut Criterion) {
+    let s = Sanitizer::default();
+    let mut group = c.benchmark_group("pathological");
+    group.sample_size(10);
+    for (name, unit, tail) in PATHOLOGICAL {
+        for size in [64 << 10, 256 << 10, 1 << 20] {
+            let mut text = unit.repeat(size / unit.len());
+            text.push_str(tail);
+            assert!(
+                !s.sanitize_str(&text).contains("unscanned"),
+                "{name} was cut"
+            );
+            group.throughput(Throughput::Bytes(text.len() as u64));
+            group.bench_function(format!("{name}/{}KiB", size >> 10), |b| {
+                b.iter(|| black_box(s.sanitize_str(black_box(&text))))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, pathological);
 criterion_main!(benches);

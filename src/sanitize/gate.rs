@@ -1,0 +1,186 @@
+//! Which rules run on a text: one Aho-Corasick pass over the rules' literal keywords (a key
+//! keyword counts only where a local check finds the rule's shape: a separator after the
+//! key, a quote before it, ...), byte-level scans for the shapes without a literal, and the
+//! user patterns, which always run.
+
+use aho_corasick::automaton::Automaton;
+use aho_corasick::Input;
+
+use super::engine::Sanitizer;
+use super::keys::{is_key_byte, MAX_KEY_LEN};
+
+/// Byte classes of the token alphabet used by the structural scans.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+/// A Discord bot token shape: 23+ token bytes, `.`, 6 token bytes, `.`.
+pub(super) fn discord_scan(text: &str) -> bool {
+    let t = text.as_bytes();
+    (23..t.len().saturating_sub(7)).any(|i| {
+        t[i] == b'.'
+            && t[i + 7] == b'.'
+            && t[i + 1..i + 7].iter().all(|&b| is_token_byte(b))
+            && t[i - 23..i].iter().all(|&b| is_token_byte(b))
+    })
+}
+
+/// A Telegram bot token shape: 5+ digits, `:`, 35 token bytes.
+pub(super) fn telegram_scan(text: &str) -> bool {
+    let t = text.as_bytes();
+    (5..t.len().saturating_sub(35)).any(|i| {
+        t[i] == b':'
+            && t[i - 5..i].iter().all(u8::is_ascii_digit)
+            && t[i + 1..i + 36].iter().all(|&b| is_token_byte(b))
+    })
+}
+
+/// The start of the identifier around `at`.
+fn key_start(t: &[u8], at: usize) -> usize {
+    let floor = at.saturating_sub(MAX_KEY_LEN);
+    let mut s = at;
+    while s > floor && is_key_byte(t[s - 1]) {
+        s -= 1;
+    }
+    s
+}
+
+/// The end of the identifier that contains `at`.
+fn key_end(t: &[u8], at: usize) -> usize {
+    let ceil = t.len().min(at + MAX_KEY_LEN);
+    let mut e = at;
+    while e < ceil && is_key_byte(t[e]) {
+        e += 1;
+    }
+    e
+}
+
+/// `key = v`, `"key": v`, `key := v`, `['key'] = v`: the identifier holding the keyword at
+/// `at` is followed by a separator (after an optional quote or `]` and up to 3 blanks).
+pub(super) fn near_assignment(t: &[u8], at: usize) -> bool {
+    let mut i = key_end(t, at);
+    if t.get(i) == Some(&b'\\') {
+        i += 1;
+    }
+    if matches!(t.get(i), Some(b'"' | b'\'')) {
+        i += 1;
+    }
+    if t.get(i) == Some(&b']') {
+        i += 1;
+    }
+    let mut blanks = 0;
+    while blanks < 3 && matches!(t.get(i), Some(b' ' | b'\t')) {
+        i += 1;
+        blanks += 1;
+    }
+    matches!(t.get(i), Some(b'=' | b':'))
+}
+
+/// `("key", "v")`: the identifier is quoted and followed by a comma.
+pub(super) fn near_call_argument(t: &[u8], at: usize) -> bool {
+    let s = key_start(t, at);
+    let e = key_end(t, at);
+    s > 0
+        && matches!(t[s - 1], b'"' | b'\'')
+        && t[e..]
+            .iter()
+            .find(|&&b| !matches!(b, b'"' | b'\'' | b'\\' | b' ' | b'\t'))
+            == Some(&b',')
+}
+
+/// `<key>v</key>`.
+pub(super) fn near_xml_element(t: &[u8], at: usize) -> bool {
+    let s = key_start(t, at);
+    s > 0 && t[s - 1] == b'<' && t.get(key_end(t, at)) == Some(&b'>')
+}
+
+/// `--key v`, `-key v`.
+pub(super) fn near_cli_flag(t: &[u8], at: usize) -> bool {
+    let s = key_start(t, at);
+    t.get(s) == Some(&b'-')
+        && (s == 0 || matches!(t[s - 1], b' ' | b'\t'))
+        && matches!(t.get(key_end(t, at)), Some(b' ' | b'\t'))
+}
+
+/// Active-rule bitset: inline for up to 256 rules.
+pub(super) struct Active {
+    inline: [u64; 4],
+    heap: Vec<u64>,
+}
+
+impl Active {
+    pub(super) fn new(n: usize) -> Self {
+        Active {
+            inline: [0; 4],
+            heap: if n > 256 {
+                vec![0; n.div_ceil(64)]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    fn words(&self) -> &[u64] {
+        if self.heap.is_empty() {
+            &self.inline
+        } else {
+            &self.heap
+        }
+    }
+
+    fn set(&mut self, i: usize) {
+        let words: &mut [u64] = if self.heap.is_empty() {
+            &mut self.inline
+        } else {
+            &mut self.heap
+        };
+        words[i / 64] |= 1 << (i % 64);
+    }
+
+    fn get(&self, i: usize) -> bool {
+        self.words()[i / 64] & (1 << (i % 64)) != 0
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.words().iter().enumerate().flat_map(|(w, &bits)| {
+            (0..64)
+                .filter(move |b| bits & (1 << b) != 0)
+                .map(move |b| w * 64 + b)
+        })
+    }
+}
+
+impl Sanitizer {
+    /// The rules whose gate opens on `text`, or `None` when none does (the text has no
+    /// candidate and comes back borrowed).
+    pub(super) fn open_gates(&self, text: &str) -> Option<Active> {
+        let inner = &*self.inner;
+        let mut active = Active::new(inner.rules.len());
+        let mut any = false;
+        let bytes = text.as_bytes();
+        let hits = inner
+            .prefilter
+            .try_find_overlapping_iter(Input::new(text))
+            .expect("an unanchored standard DFA supports overlapping search");
+        for m in hits {
+            for &r in &inner.gate[m.pattern().as_usize()] {
+                if active.get(r) || inner.rules[r].near.is_some_and(|f| !f(bytes, m.start())) {
+                    continue;
+                }
+                active.set(r);
+                any = true;
+            }
+        }
+        for &(r, scan) in &inner.scans {
+            if scan(text) {
+                active.set(r);
+                any = true;
+            }
+        }
+        for &r in &inner.always {
+            active.set(r);
+            any = true;
+        }
+        any.then_some(active)
+    }
+}

@@ -1,0 +1,131 @@
+//! JSON values: a value whose key names a secret goes whole, a string of its own is judged
+//! by its key as a quoted one is in text, every other string is sanitized as text.
+
+use std::borrow::Cow;
+
+use serde_json::Value;
+
+use super::engine::Sanitizer;
+use super::entropy::{exempt_label, is_random_secret, JWK_PUBLIC_MEMBERS};
+use super::keys::{normalize_key, KeyStrength};
+use super::placeholder::{key_value_ok, looks_fake};
+
+impl Sanitizer {
+    /// Sanitizes a JSON value in place, at any depth: a value whose key names a secret is
+    /// replaced by the marker (numbers and booleans are kept unless the key is a password;
+    /// under keys that only suggest a secret, such as `hmac`, only random-looking strings),
+    /// every other string goes through [`Sanitizer::sanitize_str`].
+    pub fn sanitize_json(&self, value: &mut Value) {
+        self.sanitize_json_under(value, None);
+    }
+
+    /// [`Sanitizer::sanitize_json`] of a value under `label` (its key, or the key of the
+    /// list it is in): a string of its own that looks like key material is redacted unless
+    /// the label names an identifier or a hash, as a quoted one is in text.
+    fn sanitize_json_under(&self, value: &mut Value, label: Option<&str>) {
+        match value {
+            Value::String(s) => {
+                let random = label.is_some_and(|l| {
+                    is_random_secret(s)
+                        && !exempt_label(l, &self.inner.extra_keys)
+                        && !self.inner.allow.iter().any(|a| a.is_match(s))
+                });
+                if random {
+                    let kind = "high_entropy_string";
+                    self.count(kind);
+                    *s = self.marker(kind);
+                } else if let Cow::Owned(clean) = self.sanitize_str(s) {
+                    *s = clean;
+                }
+            }
+            Value::Array(items) => items
+                .iter_mut()
+                .for_each(|v| self.sanitize_json_under(v, label)),
+            Value::Object(map) => {
+                let jwk = map.contains_key("kty");
+                for (k, v) in map.iter_mut() {
+                    if let Some((strength, kind)) = self.classify(k) {
+                        let n = normalize_key(k);
+                        let password_like = n.contains("pass") || n.contains("pwd");
+                        let strong = strength == KeyStrength::Strong;
+                        let redact = match v {
+                            Value::Null | Value::Bool(_) => false,
+                            Value::Number(_) => strong && password_like,
+                            Value::String(s) if self.is_marker(s) => false,
+                            Value::String(s) => {
+                                // The structure is explicit here: under a strong key any
+                                // string but a placeholder is a secret; and a string that
+                                // holds a secret anywhere goes whole.
+                                let value_ok = if strong {
+                                    !looks_fake(s)
+                                } else {
+                                    key_value_ok(s, strength, password_like, false)
+                                };
+                                matches!(self.redact(s, false), Cow::Owned(_))
+                                    || (value_ok
+                                        && !self.is_near_miss(s.trim())
+                                        && !self.inner.allow.iter().any(|a| a.is_match(s)))
+                            }
+                            Value::Array(a) => strong && !a.is_empty(),
+                            Value::Object(o) => strong && !o.is_empty(),
+                        };
+                        if redact {
+                            self.count(kind);
+                            *v = Value::String(self.marker(kind));
+                            continue;
+                        }
+                    }
+                    let public = jwk && JWK_PUBLIC_MEMBERS.contains(&k.as_str());
+                    self.sanitize_json_under(v, (!public).then_some(k.as_str()));
+                }
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::sanitize::Sanitizer;
+    use serde_json::json;
+
+    #[test]
+    fn nested_json_keeps_structure() {
+        let s = Sanitizer::default();
+        let mut v = json!({"config": {"db": {"password": "x"}}, "items": [{"token": "y"}]});
+        s.sanitize_json(&mut v);
+        assert_eq!(
+            v,
+            json!({"config": {"db": {"password": "[REDACTED:password]"}}, "items": [{"token": "[REDACTED:token]"}]})
+        );
+        assert!(s.redaction_counts()["password"] >= 1);
+    }
+
+    #[test]
+    fn json_weak_keys_and_near_misses() {
+        let s = Sanitizer::default();
+        let mut v = json!({
+            "hmac": "Hq8ZvL2mX9pR4tW7yB3nK6sD",
+            "signature": "sha256",
+            "seed": 42,
+            "slack_token": "xoxp-555000111",
+            "password_policy": "strong",
+            "note": "password=Zq8vT2mK9pL4"
+        });
+        s.sanitize_json(&mut v);
+        assert_eq!(
+            v,
+            json!({
+                "hmac": "[REDACTED:secret]",
+                "signature": "sha256",
+                "seed": 42,
+                "slack_token": "xoxp-555000111",
+                "password_policy": "strong",
+                "note": "password=[REDACTED:connection_string_password]"
+            })
+        );
+        let mut again = v.clone();
+        s.sanitize_json(&mut again);
+        assert_eq!(again, v);
+    }
+}
