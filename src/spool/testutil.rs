@@ -35,7 +35,7 @@ pub(super) fn drain(spool: &mut Spool) -> Vec<Vec<u8>> {
     while let Some(id) = spool.oldest_sealed() {
         let read = spool.read_segment(id).unwrap();
         assert_eq!(read.corrupt, 0, "{id}");
-        out.extend(read.records);
+        out.extend(read.records.into_iter().map(|record| record.payload));
         spool.remove_segment(id).unwrap();
     }
     out
