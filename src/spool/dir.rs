@@ -31,9 +31,9 @@ impl fmt::Display for SegmentId {
 ///
 /// Handed out by [`Spool::append`](super::Spool::append) and
 /// [`Spool::read_segment`](super::Spool::read_segment); what
-/// [`Spool::ack`](super::Spool::ack) takes. The segment's number is only stable while the
-/// spool is open: an id is meaningless to another [`Spool`](super::Spool) (a restart, or
-/// [`open_slot`](super::Spool::open_slot), which renumbers the segments it adopts).
+/// [`Spool::ack`](super::Spool::ack) takes. Ids stay valid across restarts of a spool in
+/// the same directory, but [`open_slot`](super::Spool::open_slot) renumbers the segments it
+/// adopts from another directory: ids handed out there mean nothing here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RecordId {
     /// The segment the record is in.

@@ -75,7 +75,7 @@ impl Spool {
 
     /// Deletes a segment, acked or not, with its ack file: once all its records were
     /// delivered or re-routed, or to give its records up. Removing a segment that is already
-    /// gone is not an error. Removing the active segment seals it first.
+    /// gone is not an error. Removing the active segment ends it: the next append starts a new one.
     pub fn remove_segment(&mut self, id: SegmentId) -> Result<(), SpoolError> {
         if self.active_id() == Some(id.0) {
             self.active = None;
