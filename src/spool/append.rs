@@ -1,13 +1,13 @@
 //! The write side: appending records to the active segment (one `write` per batch of whole
-//! frames), rotating to a new segment at the size limit, enforcing the size limits, and
-//! `fsync`ing what was written.
+//! frames), rotating to a new segment at the size limit, enforcing the size limits, sealing,
+//! and `fsync`ing what was written.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Write};
 
-use super::dir::sync_dir;
+use super::dir::{private_file_options, sync_dir};
 use super::format::{Batch, RECORD_OVERHEAD};
-use super::{Active, Spool, SpoolError};
+use super::{Active, RecordId, Segment, SegmentId, Spool, SpoolError};
 
 /// `append_all` hands the OS at most this much per `write`, so a long batch does not build
 /// one huge buffer.
@@ -17,7 +17,8 @@ const CREATE_ATTEMPTS: usize = 64;
 
 impl Spool {
     /// Appends one record to the active segment, starting a new segment first when the
-    /// record would take the active one past [`SpoolLimits::segment_bytes`].
+    /// record would take the active one past [`SpoolLimits::segment_bytes`], and returns
+    /// its id (which also says which segment it went to).
     ///
     /// Fails with [`SpoolError::Full`] when the spool would exceed
     /// [`SpoolLimits::max_bytes`] and with [`SpoolError::TooLarge`] when the record can
@@ -26,14 +27,16 @@ impl Spool {
     ///
     /// [`SpoolLimits::segment_bytes`]: super::SpoolLimits::segment_bytes
     /// [`SpoolLimits::max_bytes`]: super::SpoolLimits::max_bytes
-    pub fn append(&mut self, payload: &[u8]) -> Result<(), SpoolError> {
-        self.append_all([payload]).map(drop).map_err(|(_, e)| e)
+    pub fn append(&mut self, payload: &[u8]) -> Result<RecordId, SpoolError> {
+        let ids = self.append_all([payload]).map_err(|(_, e)| e)?;
+        let id = ids.first().copied();
+        id.ok_or_else(|| io::Error::other("the spool wrote no record").into())
     }
 
     /// Appends many records, handing them to the OS in as few writes as possible (one per
-    /// segment, in chunks of about 1 MiB).
+    /// segment, in chunks of about 1 MiB), and returns their ids in the order of `payloads`.
     ///
-    /// Stops at the first error and returns it with how many records were written, which
+    /// Stops at the first error and returns it with the ids of the records written, which
     /// are the first ones of `payloads`. A failing write (a full disk) keeps the whole
     /// records that reached the file and cuts off a torn one, and deletes a segment it
     /// leaves empty, so failed appends leave no new files behind; only where the file cannot
@@ -41,53 +44,20 @@ impl Spool {
     pub fn append_all<'a>(
         &mut self,
         payloads: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Result<usize, (usize, SpoolError)> {
-        let mut batch = Batch::default();
-        let mut done = 0;
-        for payload in payloads {
-            let frame_len = match self.frame_len(payload.len()) {
-                Ok(n) => n,
-                Err(e) => return Err(self.fail(&mut batch, done, e)),
-            };
-            let pending = batch.buf.len() as u64;
-            if self.total + pending + frame_len > self.limits.max_bytes {
-                let full = SpoolError::Full {
-                    max_bytes: self.limits.max_bytes,
-                    dir: self.dir.clone(),
-                };
-                return Err(self.fail(&mut batch, done, full));
-            }
-            let needs_segment = match &self.active {
-                None => true,
-                Some(active) => {
-                    let used = self.segments.get(&active.id).copied().unwrap_or(0) + pending;
-                    used > 0 && used + frame_len > self.limits.segment_bytes
-                }
-            };
-            if needs_segment {
-                done += self
-                    .write_batch(&mut batch)
-                    .map_err(|(n, e)| (done + n, e))?;
-                self.start_segment().map_err(|e| (done, e))?;
-            }
-            batch.push(payload);
-            if batch.buf.len() >= BATCH_BYTES {
-                done += self
-                    .write_batch(&mut batch)
-                    .map_err(|(n, e)| (done + n, e))?;
-            }
+    ) -> Result<Vec<RecordId>, (Vec<RecordId>, SpoolError)> {
+        let mut ids = Vec::new();
+        match self.append_into(payloads, &mut ids) {
+            Ok(()) => Ok(ids),
+            Err(e) => Err((ids, e)),
         }
-        done += self
-            .write_batch(&mut batch)
-            .map_err(|(n, e)| (done + n, e))?;
-        Ok(done)
     }
 
-    /// Makes everything appended so far durable: `fsync`s the active segment, every segment
-    /// sealed since the last sync, and the directory when segments were created.
+    /// Makes everything appended and acked so far durable: `fsync`s the active segment,
+    /// every segment sealed since the last sync, every ack file written since the last sync,
+    /// and the directory when segment or ack files were created.
     ///
-    /// Call it on shutdown and periodically; appends alone survive a process crash but not a
-    /// machine crash.
+    /// Call it on shutdown and periodically; appends and acks alone survive a process crash
+    /// but not a machine crash.
     pub fn sync(&mut self) -> Result<(), SpoolError> {
         while let Some((_, file)) = self.unsynced.last() {
             file.sync_data()?;
@@ -96,6 +66,7 @@ impl Spool {
         if let Some(active) = &self.active {
             active.file.sync_data()?;
         }
+        self.sync_acks()?;
         if self.dir_dirty {
             sync_dir(&self.dir)?;
             self.dir_dirty = false;
@@ -103,8 +74,61 @@ impl Spool {
         Ok(())
     }
 
-    /// The on-disk size of a record, or `TooLarge` when no segment can ever hold it.
-    fn frame_len(&self, payload_len: usize) -> Result<u64, SpoolError> {
+    /// Stops appending to the active segment (if any): the next append starts a new one,
+    /// and the segment becomes one of the [`sealed_segments`](Self::sealed_segments), to be
+    /// replayed. If all its records are acked it is deleted right away.
+    ///
+    /// A caller that appends records before producing them calls it when none of the active
+    /// segment's records is still on its way to the broker, so replay never re-sends one
+    /// that is still in flight.
+    pub fn seal_active(&mut self) {
+        if let Some(active) = self.active.take() {
+            // Kept open until the next `sync`, which still owes it an fsync.
+            self.unsynced.push((active.id, active.file));
+            self.remove_if_done(SegmentId(active.id));
+        }
+    }
+
+    /// [`append_all`](Self::append_all), pushing the id of each record written to `ids`.
+    fn append_into<'a>(
+        &mut self,
+        payloads: impl IntoIterator<Item = &'a [u8]>,
+        ids: &mut Vec<RecordId>,
+    ) -> Result<(), SpoolError> {
+        let mut batch = Batch::default();
+        for payload in payloads {
+            let pending = batch.buf.len() as u64;
+            let frame_len = match self.check_room(payload.len(), pending) {
+                Ok(n) => n,
+                Err(e) => {
+                    // What is batched goes in; a write error is the more urgent one to report.
+                    self.write_batch(&mut batch, ids)?;
+                    return Err(e);
+                }
+            };
+            let needs_segment = match &self.active {
+                None => true,
+                Some(active) => {
+                    let size = self.segments.get(&active.id).map_or(0, |s| s.size);
+                    let used = size + pending;
+                    used > 0 && used + frame_len > self.limits.segment_bytes
+                }
+            };
+            if needs_segment {
+                self.write_batch(&mut batch, ids)?;
+                self.start_segment()?;
+            }
+            batch.push(payload);
+            if batch.buf.len() >= BATCH_BYTES {
+                self.write_batch(&mut batch, ids)?;
+            }
+        }
+        self.write_batch(&mut batch, ids)
+    }
+
+    /// The on-disk size of a record, when it fits after the `pending` bytes batched:
+    /// `TooLarge` when no segment can ever hold it, `Full` when the spool has no room now.
+    fn check_room(&self, payload_len: usize, pending: u64) -> Result<u64, SpoolError> {
         let max = self
             .limits
             .segment_bytes
@@ -117,43 +141,57 @@ impl Spool {
                 max,
             });
         }
+        if self.total + pending + frame_len > self.limits.max_bytes {
+            return Err(SpoolError::Full {
+                max_bytes: self.limits.max_bytes,
+                dir: self.dir.clone(),
+            });
+        }
         Ok(frame_len)
     }
 
-    /// Writes what is batched, then returns `err` with the number of records written.
-    fn fail(&mut self, batch: &mut Batch, done: usize, err: SpoolError) -> (usize, SpoolError) {
-        match self.write_batch(batch) {
-            Ok(n) => (done + n, err),
-            // The write error is the more urgent one to report.
-            Err((n, write_err)) => (done + n, write_err),
-        }
-    }
-
-    /// Writes the batch to the active segment in one `write_all` and returns how many
-    /// records reached the file.
-    fn write_batch(&mut self, batch: &mut Batch) -> Result<usize, (usize, SpoolError)> {
+    /// Writes the batch to the active segment in one `write_all` and pushes the ids of the
+    /// records that reached the file to `ids`.
+    fn write_batch(
+        &mut self,
+        batch: &mut Batch,
+        ids: &mut Vec<RecordId>,
+    ) -> Result<(), SpoolError> {
         if batch.ends.is_empty() {
-            return Ok(0);
+            return Ok(());
         }
-        let records = batch.ends.len();
         let Some(active) = self.active.as_mut() else {
             // `append_all` starts a segment before it batches anything.
             batch.clear();
-            return Err((0, io::Error::other("spool has no active segment").into()));
+            return Err(io::Error::other("spool has no active segment").into());
         };
-        let size = self.segments.entry(active.id).or_insert(0);
-        let before = *size;
-        let outcome = match active.file.write_all(&batch.buf) {
+        let id = active.id;
+        let before = self.segments.get(&id).map_or(0, |s| s.size);
+        let outcome = active.file.write_all(&batch.buf);
+        let complete = match outcome {
             Ok(()) => {
-                let written = batch.buf.len() as u64;
-                *size += written;
-                self.total += written;
-                Ok(records)
+                self.grow(id, batch.buf.len() as u64, batch.ends.len());
+                batch.ends.len()
             }
-            Err(e) => Err((self.undo_failed_write(before, &batch.ends), e.into())),
+            Err(_) => self.undo_failed_write(before, &batch.ends),
         };
+        let segment = SegmentId(id);
+        ids.extend(batch.starts().take(complete).map(|start| RecordId {
+            segment,
+            offset: before + start as u64,
+        }));
         batch.clear();
-        outcome
+        outcome.map_err(SpoolError::from)
+    }
+
+    /// Books `bytes` more in segment `id`, holding `records` more records.
+    fn grow(&mut self, id: u64, bytes: u64, records: usize) {
+        let segment = self.segments.entry(id).or_default();
+        segment.size += bytes;
+        if let Some(known) = &mut segment.records {
+            *known += records as u64;
+        }
+        self.total += bytes;
     }
 
     /// After a write to the active segment (then `before` bytes long) failed: keeps the
@@ -170,7 +208,12 @@ impl Spool {
         // Measure what did reach the file so sizes stay true and the caller learns which
         // records are in.
         let Ok(len) = active.file.metadata().map(|meta| meta.len()) else {
-            self.seal();
+            // Whole records of the batch may be in: they are counted when it is read, so
+            // the segment is not deleted as fully acked before.
+            if let Some(segment) = self.segments.get_mut(&id) {
+                segment.records = None;
+            }
+            self.seal_active();
             return 0;
         };
         let written = len.saturating_sub(before);
@@ -184,11 +227,10 @@ impl Spool {
         } else {
             whole
         };
-        self.segments.insert(id, before + kept);
-        self.total += kept;
+        self.grow(id, kept, complete);
         if kept > whole {
             // A torn record is left: later records go to a fresh segment rather than after it.
-            self.seal();
+            self.seal_active();
         } else if before + kept == 0 && fs::remove_file(self.segment_path(id)).is_ok() {
             self.segments.remove(&id);
             self.active = None;
@@ -198,18 +240,19 @@ impl Spool {
 
     /// Seals the active segment (if any) and creates the next one.
     fn start_segment(&mut self) -> Result<(), SpoolError> {
-        self.seal();
+        self.seal_active();
         for _ in 0..CREATE_ATTEMPTS {
             let id = self.next_id;
             self.next_id = self.next_id.saturating_add(1);
-            let mut options = File::options();
+            let mut options = private_file_options();
             options.append(true).create_new(true);
-            // Readable by the spool's user only, like its directory.
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
             match options.open(self.segment_path(id)) {
                 Ok(file) => {
-                    self.segments.insert(id, 0);
+                    let segment = Segment {
+                        records: Some(0),
+                        ..Segment::default()
+                    };
+                    self.segments.insert(id, segment);
                     self.active = Some(Active { id, file });
                     self.dir_dirty = true;
                     return Ok(());
@@ -229,17 +272,12 @@ impl Spool {
         )
         .into())
     }
-
-    /// Stops appending to the active segment; keeps its handle until the next `sync`.
-    pub(super) fn seal(&mut self) {
-        if let Some(active) = self.active.take() {
-            self.unsynced.push((active.id, active.file));
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs::File;
+
     use super::*;
     use crate::spool::testutil::*;
     use crate::spool::SpoolLimits;
@@ -300,10 +338,11 @@ mod tests {
         let seg = 3 * frame(payload(0).len());
         let mut spool = Spool::open(dir.path(), limits(1 << 20, seg)).unwrap();
         let payloads: Vec<_> = (0..10).map(payload).collect();
-        let n = spool
+        let ids = spool
             .append_all(payloads.iter().map(Vec::as_slice))
             .unwrap();
-        assert_eq!(n, 10);
+        assert_eq!(ids.len(), 10);
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
         assert_eq!(spool.segment_count(), 4);
         assert_eq!(drain(&mut spool), payloads);
         assert_eq!(spool.bytes(), 0);
@@ -332,10 +371,10 @@ mod tests {
         let id = spool.oldest_sealed().unwrap();
         spool.remove_segment(id).unwrap();
         let batch: Vec<_> = (10..15).map(payload).collect();
-        let (n, err) = spool
+        let (ids, err) = spool
             .append_all(batch.iter().map(Vec::as_slice))
             .unwrap_err();
-        assert_eq!(n, 3);
+        assert_eq!(ids.len(), 3);
         assert!(matches!(err, SpoolError::Full { .. }));
         assert_eq!(drain(&mut spool), batch[..3]);
     }

@@ -1,8 +1,8 @@
 //! The spool directory on disk: creating it private to its owner and refusing one that is
-//! not, the names of its segment files, finding the segments it holds, and making new names
-//! in it durable.
+//! not, the names of its segment and ack files, finding the segments it holds, and making
+//! new names in it durable.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs::{self, File};
 use std::io;
@@ -12,6 +12,7 @@ use super::SpoolError;
 
 const SEGMENT_PREFIX: &str = "segment-";
 const SEGMENT_SUFFIX: &str = ".spool";
+const ACK_SUFFIX: &str = ".ack";
 const SEGMENT_DIGITS: usize = 20;
 
 /// Identifies one segment file of a spool. Ordered by creation.
@@ -25,14 +26,51 @@ impl fmt::Display for SegmentId {
     }
 }
 
-fn parse_segment_name(name: &str) -> Option<u64> {
-    let digits = name
-        .strip_prefix(SEGMENT_PREFIX)?
-        .strip_suffix(SEGMENT_SUFFIX)?;
+/// Identifies one record of a spool: the segment it is in and the byte offset of its frame
+/// there. Ordered by segment, then offset, which is append order.
+///
+/// Handed out by [`Spool::append`](super::Spool::append) and
+/// [`Spool::read_segment`](super::Spool::read_segment); what
+/// [`Spool::ack`](super::Spool::ack) takes. Ids stay valid across restarts of a spool in
+/// the same directory, but [`open_slot`](super::Spool::open_slot) renumbers the segments it
+/// adopts from another directory: ids handed out there mean nothing here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RecordId {
+    /// The segment the record is in.
+    pub segment: SegmentId,
+    /// Byte offset of the record's frame (its header) in the segment file.
+    pub offset: u64,
+}
+
+impl fmt::Display for RecordId {
+    /// `segment-….spool@offset`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.segment, self.offset)
+    }
+}
+
+/// The name of the ack file of segment `id` (see [the format](super#ack-files)).
+pub(super) fn ack_name(id: u64) -> String {
+    format!("{SEGMENT_PREFIX}{id:020}{ACK_SUFFIX}")
+}
+
+/// What a directory entry's name says it is.
+enum Name {
+    Segment(u64),
+    Ack(u64),
+}
+
+fn parse_name(name: &str) -> Option<Name> {
+    let rest = name.strip_prefix(SEGMENT_PREFIX)?;
+    let (digits, kind): (_, fn(u64) -> Name) = if let Some(d) = rest.strip_suffix(SEGMENT_SUFFIX) {
+        (d, Name::Segment)
+    } else {
+        (rest.strip_suffix(ACK_SUFFIX)?, Name::Ack)
+    };
     if digits.len() != SEGMENT_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    digits.parse().ok().map(kind)
 }
 
 /// Creates `dir` (and its parents) if it is missing.
@@ -101,20 +139,72 @@ pub(super) fn not_private_advice(dir: &Path, owner: u32, user: u32, mode: u32) -
     )
 }
 
-/// The segment files in `dir` and their sizes, by id.
-pub(super) fn scan_segments(dir: &Path) -> io::Result<BTreeMap<u64, u64>> {
-    let mut segments = BTreeMap::new();
+/// What a spool directory holds: its segment files and their sizes, and the ack files.
+#[derive(Debug, Default)]
+pub(super) struct Scan {
+    /// Size of each segment file, by id.
+    pub(super) segments: BTreeMap<u64, u64>,
+    /// Ids of the ack files, whether or not their segment is there.
+    pub(super) acks: BTreeSet<u64>,
+}
+
+impl Scan {
+    /// The highest id any segment or ack file has.
+    pub(super) fn max_id(&self) -> Option<u64> {
+        let segments = self.segments.keys().next_back();
+        segments.into_iter().chain(self.acks.last()).max().copied()
+    }
+
+    /// Ack files without their segment: left by a crash between deleting a segment and
+    /// deleting its ack file, or between moving the two to another directory.
+    pub(super) fn orphan_acks(&self) -> impl Iterator<Item = u64> + '_ {
+        self.acks
+            .iter()
+            .copied()
+            .filter(|id| !self.segments.contains_key(id))
+    }
+}
+
+/// Lists the segment and ack files in `dir` (names only, and the segments' sizes: nothing
+/// is read).
+pub(super) fn scan(dir: &Path) -> io::Result<Scan> {
+    let mut scan = Scan::default();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
-        let Some(id) = entry.file_name().to_str().and_then(parse_segment_name) else {
+        let Some(name) = entry.file_name().to_str().and_then(parse_name) else {
             continue;
         };
         let meta = fs::metadata(entry.path())?;
-        if meta.is_file() {
-            segments.insert(id, meta.len());
+        if !meta.is_file() {
+            continue;
+        }
+        match name {
+            Name::Segment(id) => {
+                scan.segments.insert(id, meta.len());
+            }
+            Name::Ack(id) => {
+                scan.acks.insert(id);
+            }
         }
     }
-    Ok(segments)
+    Ok(scan)
+}
+
+/// Removes a file that may already be gone.
+pub(super) fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Options that create a file readable by the spool's user only, like its directory.
+pub(super) fn private_file_options() -> fs::OpenOptions {
+    #[cfg_attr(not(unix), allow(unused_mut))]
+    let mut options = File::options();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
 }
 
 #[cfg(unix)]

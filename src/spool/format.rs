@@ -1,6 +1,12 @@
 //! The record format inside a segment: framing a payload (magic, length, CRC-32) for a
-//! write, and parsing a segment's bytes back into payloads, skipping and counting what is
-//! torn or corrupt. See the [spool docs](super) for the layout and the corruption rules.
+//! write, and parsing a segment's bytes back into records, skipping and counting what is
+//! torn or corrupt and leaving out what is acked. See the [spool docs](super) for the layout
+//! and the corruption rules.
+
+use std::collections::HashSet;
+use std::ops::Deref;
+
+use super::{RecordId, SegmentId};
 
 /// Bytes each record takes on disk in addition to its payload (the record header).
 pub const RECORD_OVERHEAD: u64 = HEADER_LEN as u64;
@@ -11,10 +17,46 @@ pub(super) const HEADER_LEN: usize = 12;
 /// What [`Spool::read_segment`](super::Spool::read_segment) found in a segment.
 #[derive(Debug, Default)]
 pub struct SegmentRead {
-    /// The payloads of all valid records, in the order they were appended.
-    pub records: Vec<Vec<u8>>,
+    /// The valid records that are not acked, in the order they were appended.
+    pub records: Vec<Record>,
     /// How many damaged records and unreadable regions were skipped.
     pub corrupt: u64,
+}
+
+/// One record read back from the spool: its id (to [`ack`](super::Spool::ack) it) and its
+/// payload. It dereferences to, and compares equal with, its payload bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Where the record is; what [`Spool::ack`](super::Spool::ack) takes.
+    pub id: RecordId,
+    /// The bytes that were appended.
+    pub payload: Vec<u8>,
+}
+
+impl Deref for Record {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.payload
+    }
+}
+
+impl PartialEq<Vec<u8>> for Record {
+    fn eq(&self, payload: &Vec<u8>) -> bool {
+        self.payload == *payload
+    }
+}
+
+impl PartialEq<Record> for Vec<u8> {
+    fn eq(&self, record: &Record) -> bool {
+        *self == record.payload
+    }
+}
+
+impl PartialEq<[u8]> for Record {
+    fn eq(&self, payload: &[u8]) -> bool {
+        self.payload == payload
+    }
 }
 
 /// Whole frames waiting for one `write`.
@@ -36,6 +78,11 @@ impl Batch {
             .extend_from_slice(&checksum(len, payload).to_le_bytes());
         self.buf.extend_from_slice(payload);
         self.ends.push(self.buf.len());
+    }
+
+    /// Start offset in `buf` of each frame.
+    pub(super) fn starts(&self) -> impl Iterator<Item = usize> + '_ {
+        std::iter::once(0).chain(self.ends.iter().copied())
     }
 
     pub(super) fn clear(&mut self) {
@@ -99,14 +146,40 @@ fn find_magic(data: &[u8], from: usize) -> Option<usize> {
         .map(|i| from + i)
 }
 
-pub(super) fn parse_segment(data: &[u8]) -> SegmentRead {
-    let mut read = SegmentRead::default();
+/// A segment parsed against its acks.
+#[derive(Debug, Default)]
+pub(super) struct Parsed {
+    /// The unacked valid records and the corruption count.
+    pub(super) read: SegmentRead,
+    /// How many valid records the segment holds, acked or not.
+    pub(super) valid: u64,
+    /// The offsets of its valid records that `acked` names.
+    pub(super) acked: HashSet<u64>,
+}
+
+/// Parses the bytes of segment `id`, leaving out (but counting) the valid records whose
+/// offsets are in `acked`.
+pub(super) fn parse_segment(id: SegmentId, data: &[u8], acked: &HashSet<u64>) -> Parsed {
+    let mut parsed = Parsed::default();
+    let read = &mut parsed.read;
     let mut pos = 0;
     let mut in_unreadable = false;
     while pos < data.len() {
         match frame_at(data, pos) {
             Frame::Valid { payload, end } => {
-                read.records.push(payload.to_vec());
+                let offset = pos as u64;
+                parsed.valid += 1;
+                if acked.contains(&offset) {
+                    parsed.acked.insert(offset);
+                } else {
+                    read.records.push(Record {
+                        id: RecordId {
+                            segment: id,
+                            offset,
+                        },
+                        payload: payload.to_vec(),
+                    });
+                }
                 pos = end;
                 in_unreadable = false;
             }
@@ -127,7 +200,7 @@ pub(super) fn parse_segment(data: &[u8]) -> SegmentRead {
             }
         }
     }
-    read
+    parsed
 }
 
 #[cfg(test)]
@@ -229,7 +302,7 @@ mod tests {
                 data[at] ^= r[4] | 1;
                 damaged_from = damaged_from.min(at);
             }
-            let read = parse_segment(&data);
+            let read = parse_segment(SegmentId(0), &data, &HashSet::new()).read;
             let intact = damaged_from / frame_len;
             assert!(read.records.len() >= intact, "seed {seed}");
             assert_eq!(
@@ -247,7 +320,7 @@ mod tests {
             assert!(data.is_empty() || read.corrupt >= 1, "seed {seed}");
         }
         for seed in 0..50u64 {
-            let read = parse_segment(&noise(seed, 4096));
+            let read = parse_segment(SegmentId(0), &noise(seed, 4096), &HashSet::new()).read;
             assert!(read.corrupt >= 1);
         }
     }

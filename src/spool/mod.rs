@@ -1,15 +1,38 @@
 //! The local disk spool: an append-only, checksummed store for records the broker could not
-//! take, replayed oldest first when delivery works again, including after a process restart
-//! (SPEC §4).
+//! take (or has not acknowledged yet), replayed oldest first when delivery works again,
+//! including after a process restart (SPEC §4).
 //!
 //! The spool stores opaque byte payloads. The owner encodes the sanitized record into bytes;
 //! nothing here looks inside them.
 //!
+//! # Records, acks and replay
+//!
+//! Every record has a [`RecordId`]: its segment and the byte offset of its frame there.
+//! [`Spool::append`] returns it; [`Spool::ack`] marks the record done (delivered,
+//! dead-lettered or deliberately skipped), persistently, so it is never replayed;
+//! [`Spool::read_segment`] returns only the records not acked yet, each with its id. Used as
+//! a write-ahead log, a record is appended before it is produced and acked when the broker
+//! acknowledged it, and after a crash the next process replays exactly the records that were
+//! not acked.
+//!
+//! Appends go to the *active* segment; sealing it ([`Spool::seal_active`], or rotation at
+//! [`SpoolLimits::segment_bytes`]) makes it one of the [sealed
+//! segments](Spool::sealed_segments), which replay reads oldest first. A sealed segment
+//! whose records are all acked is deleted with its ack file: when its last record is acked,
+//! when it is sealed, or when a read finds nothing unacked in it. The active segment is never
+//! deleted that way under the writer.
+//!
+//! The spool counts the records of each segment it wrote and the acks it took for them; a
+//! segment found on open (or adopted) is only counted when it is first read, so opening a
+//! full spool reads no segment.
+//!
 //! # On-disk format
 //!
-//! A spool is a directory of segment files named `segment-{:020}.spool`. Segment numbers rise
-//! monotonically and continue after a restart from the highest number found, so lexical order
-//! of the names equals creation order. A segment is a plain sequence of records:
+//! A spool is a directory of segment files named `segment-{:020}.spool`, each with an
+//! optional ack file named `segment-{:020}.ack` (same number). Segment numbers rise
+//! monotonically and continue after a restart from the highest number found (of segment and
+//! ack files alike), so lexical order of the names equals creation order and a number is
+//! never reused. A segment is a plain sequence of records:
 //!
 //! ```text
 //! offset  size  field
@@ -22,6 +45,28 @@
 //! There is no segment header, index or footer: a segment is valid up to any record boundary,
 //! so a crash can only leave a torn last record behind.
 //!
+//! ## Ack files
+//!
+//! The ack file of a segment is created (`0600`) on its first ack and holds one 16-byte entry
+//! per ack, appended in the order the acks came:
+//!
+//! ```text
+//! offset  size  field
+//! 0       4     magic   b"OAK1" (0x4F 0x41 0x4B 0x31; the last byte is the format version)
+//! 4       8     offset  offset of the acked record's frame in the segment, u64 LE
+//! 12      4     crc     CRC-32 (IEEE) of the 12 bytes before it, u32 LE
+//! ```
+//!
+//! Entries name offsets only, so a segment and its ack file can be renamed together (as
+//! adoption does). An entry that does not check out acks nothing: a torn last entry is
+//! ignored (and cut off before the next process appends to the file), and past a damaged
+//! entry the reader slides forward byte by byte until entries check out again. An entry for
+//! an offset where no valid record starts is ignored. A segment is deleted before its ack
+//! file; an ack file without its segment (a crash in between) is deleted on open.
+//!
+//! Ack files do not count towards [`SpoolLimits::max_bytes`]: they are 16 bytes per acked
+//! record of the segments still on disk.
+//!
 //! # Corruption
 //!
 //! Reading never fails on bad bytes and never panics. A record whose checksum fails while its
@@ -30,17 +75,23 @@
 //! header, a length running past the end of the file, a wrong magic, a damaged length) starts
 //! an unreadable region: the reader scans forward for the next magic whose record checks out
 //! and carries on from there, so a truncated tail simply ends the segment. Each skipped record
-//! and each unreadable region counts once in [`SegmentRead::corrupt`].
+//! and each unreadable region counts once in [`SegmentRead::corrupt`]. A corrupt record has no
+//! id to ack: the segment counts as fully acked once its valid records are.
 //!
 //! # Durability
 //!
 //! Appends hand whole frames straight to the file (one `write_all` per batch of up to about
-//! 1 MiB; nothing is kept in a user-space buffer between calls), so a process crash loses
-//! nothing that [`Spool::append`] accepted. [`Spool::sync`] `fsync`s every segment written
-//! since the last sync (and the directory, when segments were created or adopted), so a
-//! machine crash loses at most what was appended after the last sync. A new process
-//! never appends to an old segment: it starts a new one, leaving any torn tail behind where
-//! the reader skips it.
+//! 1 MiB; nothing is kept in a user-space buffer between calls), and so do acks (one entry per
+//! `write`), so a process crash (`kill -9`) loses nothing that [`Spool::append`] accepted and
+//! no ack [`Spool::ack`] took: the next process replays every appended record that was not
+//! acked, and none that was (a torn last record, cut by the crash mid-append, aside).
+//! Neither `append` nor `ack` `fsync`s. [`Spool::sync`] `fsync`s every segment written since
+//! the last sync, every ack file written since the last sync, and the directory when segment
+//! or ack files were created or adopted, so a machine crash loses at most what was appended
+//! or acked after the last sync: a lost record is gone, a lost ack only replays its record
+//! once more (at least once). A new process never appends records to an old segment: it
+//! starts a new one, leaving any torn tail behind where the reader skips it. It does append
+//! acks to the ack file of an old segment whose records it acks.
 //!
 //! # Privacy
 //!
@@ -64,9 +115,11 @@
 //! segments of the slots nobody holds into the spool it opened, so they are replayed too.
 
 // One file per concern: `format` (record framing, CRC, torn/corrupt detection), `dir`
-// (directory creation and privacy check, segment names, scanning, fsync of the directory), `lock` (the LOCK
-// file), `slots` (slot selection and adoption of orphaned siblings), `append` (the write
-// side and size limits), `replay` (oldest sealed segment, read, remove).
+// (directory creation and privacy check, segment and ack file names, scanning, fsync of the
+// directory), `lock` (the LOCK file), `slots` (slot selection and adoption of orphaned
+// siblings), `append` (the write side and size limits), `ack` (ack files, and deleting what
+// is fully acked), `replay` (sealed segments, read, remove).
+mod ack;
 mod append;
 mod dir;
 mod format;
@@ -76,17 +129,18 @@ mod slots;
 #[cfg(test)]
 mod testutil;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dir::{check_private, create_dir, scan_segments};
+use ack::AckFile;
+use dir::{ack_name, check_private, create_dir, remove_if_present, scan};
 use lock::lock_dir;
 
-pub use dir::SegmentId;
-pub use format::{SegmentRead, RECORD_OVERHEAD};
+pub use dir::{RecordId, SegmentId};
+pub use format::{Record, SegmentRead, RECORD_OVERHEAD};
 pub use lock::LOCK_WAIT;
 pub use slots::SPOOL_SLOTS;
 
@@ -191,9 +245,9 @@ pub enum SpoolError {
 pub struct Spool {
     dir: PathBuf,
     limits: SpoolLimits,
-    /// Every segment file on disk and its size; sizes are recomputed on open, then tracked.
-    segments: BTreeMap<u64, u64>,
-    /// Sum of `segments` values.
+    /// Every segment file on disk, by number, and what is known of it.
+    segments: BTreeMap<u64, Segment>,
+    /// Sum of the segments' sizes.
     total: u64,
     /// The segment appends go to; `None` until the first append and after sealing.
     active: Option<Active>,
@@ -210,6 +264,35 @@ pub struct Spool {
 struct Active {
     id: u64,
     file: File,
+}
+
+/// What the spool knows of one segment.
+#[derive(Debug, Default)]
+struct Segment {
+    /// Size of the file: found on open, then tracked.
+    size: u64,
+    /// How many valid records it holds, when known: counted by this process's appends, or by
+    /// the last read. `None` for a segment found on open (or adopted) and not read since.
+    records: Option<u64>,
+    /// Offsets of its records acked so far, kept while `records` is known.
+    acked: HashSet<u64>,
+    /// Its ack file, open for appending, once this process acked one of its records.
+    acks: Option<AckFile>,
+}
+
+impl Segment {
+    /// A segment file this process did not write (found on open, or adopted).
+    fn found(size: u64) -> Self {
+        Segment {
+            size,
+            ..Segment::default()
+        }
+    }
+
+    /// Whether every valid record in it is known to be acked.
+    fn fully_acked(&self) -> bool {
+        self.records == Some(self.acked.len() as u64)
+    }
 }
 
 impl Spool {
@@ -237,12 +320,20 @@ impl Spool {
         // Lock first: the segments are only ours to read once nobody else writes them.
         let lock = lock_dir(&dir, wait)?;
 
-        let segments = scan_segments(&dir)?;
-        let total = segments.values().sum();
-        let next_id = segments
-            .keys()
-            .next_back()
-            .map_or(0, |&max: &u64| max.saturating_add(1));
+        // Names and sizes only: a full spool opens without reading its segments.
+        let found = scan(&dir)?;
+        for orphan in found.orphan_acks() {
+            // Best effort: one left behind is retried on the next open, and numbering goes
+            // on after it, so it never names a new segment.
+            let _ = remove_if_present(&dir.join(ack_name(orphan)));
+        }
+        let next_id = found.max_id().map_or(0, |max| max.saturating_add(1));
+        let segments: BTreeMap<_, _> = found
+            .segments
+            .into_iter()
+            .map(|(id, size)| (id, Segment::found(size)))
+            .collect();
+        let total = segments.values().map(|segment| segment.size).sum();
 
         Ok(Spool {
             dir,
@@ -267,7 +358,8 @@ impl Spool {
         &self.limits
     }
 
-    /// Total bytes of all segment files, headers and any corrupt bytes included.
+    /// Total bytes of all segment files, headers, acked records and any corrupt bytes
+    /// included; ack files are not counted. This is what [`SpoolLimits::max_bytes`] bounds.
     pub fn bytes(&self) -> u64 {
         self.total
     }
@@ -277,14 +369,24 @@ impl Spool {
         self.segments.len()
     }
 
-    /// Whether the spool has no segments, and so nothing to replay: exactly when
-    /// [`oldest_sealed`](Self::oldest_sealed) returns `None`.
+    /// Whether the spool has no segments: exactly when
+    /// [`oldest_sealed`](Self::oldest_sealed) returns `None`. A segment whose records are
+    /// all acked but that is not deleted yet (the active one, or one found on open and not
+    /// read since) still counts.
     pub fn is_empty(&self) -> bool {
         self.segments.is_empty()
     }
 
     fn segment_path(&self, id: u64) -> PathBuf {
         self.dir.join(SegmentId(id).to_string())
+    }
+
+    fn ack_path(&self, id: u64) -> PathBuf {
+        self.dir.join(ack_name(id))
+    }
+
+    fn active_id(&self) -> Option<u64> {
+        self.active.as_ref().map(|active| active.id)
     }
 }
 

@@ -1,54 +1,98 @@
-//! The read side: the replay cursor over the segments, oldest first. The oldest segment is
-//! sealed before it is handed out, read whole, and removed once its records are delivered.
+//! The read side: the replay cursor over the sealed segments, oldest first, reading a
+//! segment's unacked records, and removing a segment.
 
 use std::fs;
 use std::io;
 
+use super::ack::read_acks;
+use super::dir::remove_if_present;
 use super::format::{parse_segment, SegmentRead};
 use super::{SegmentId, Spool, SpoolError};
 
 impl Spool {
-    /// The oldest segment, ready for replay. If it is the active segment it is sealed first,
-    /// so later appends go to a new segment and replay never races appends.
-    pub fn oldest_sealed(&mut self) -> Option<SegmentId> {
-        let id = *self.segments.keys().next()?;
-        if self.active.as_ref().is_some_and(|active| active.id == id) {
-            self.seal();
-        }
-        Some(SegmentId(id))
-    }
-
-    /// Reads all valid records of a segment in append order, skipping (and counting) corrupt
-    /// ones: damage inside a readable file never makes this fail (see
-    /// [Corruption](super#corruption)). A segment whose file is gone (removed behind the
-    /// spool's back) reads as empty, so the caller removes it like any replayed segment.
+    /// The oldest segment, ready for replay. If it is the active segment it is sealed first
+    /// (see [`seal_active`](Self::seal_active)), so later appends go to a new segment.
     ///
-    /// Fails only with [`SpoolError::Io`], when the file could not be opened or read now
-    /// (too many open files, `EIO`, no permission, out of memory). That says nothing about
-    /// the records in it: **a caller must never remove a segment because reading it failed**,
-    /// but leave it and try again later, as it would after a failed delivery.
-    pub fn read_segment(&self, id: SegmentId) -> Result<SegmentRead, SpoolError> {
-        match fs::read(self.segment_path(id.0)) {
-            Ok(data) => Ok(parse_segment(&data)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(SegmentRead::default()),
-            Err(e) => Err(SpoolError::Io(e)),
+    /// Sealing the active segment is only safe when none of its records is still on its way
+    /// to the broker; a caller that appends records before producing them uses
+    /// [`sealed_segments`](Self::sealed_segments) instead.
+    pub fn oldest_sealed(&mut self) -> Option<SegmentId> {
+        let &id = self.segments.keys().next()?;
+        if self.active_id() == Some(id) {
+            // Sealing deletes it when all its records are acked: then the next one is oldest.
+            self.seal_active();
         }
+        self.segments.keys().next().map(|&id| SegmentId(id))
     }
 
-    /// Deletes a segment once all its records were delivered or re-routed. Removing a
-    /// segment that is already gone is not an error.
+    /// The sealed segments, oldest first: every segment but the active one. Never seals
+    /// anything, so appends and replay do not race.
+    pub fn sealed_segments(&self) -> impl Iterator<Item = SegmentId> + '_ {
+        let active = self.active_id();
+        self.segments
+            .keys()
+            .filter(move |&&id| Some(id) != active)
+            .map(|&id| SegmentId(id))
+    }
+
+    /// The segment appends go to now, if there is one (none before the first append and
+    /// after [`seal_active`](Self::seal_active)).
+    pub fn active_segment(&self) -> Option<SegmentId> {
+        self.active_id().map(SegmentId)
+    }
+
+    /// Reads the valid records of a segment that are not acked, each with its id, in append
+    /// order, skipping (and counting) corrupt ones: damage inside a readable file never makes
+    /// this fail (see [Corruption](super#corruption)). A segment whose file is gone (removed
+    /// behind the spool's back) reads as empty.
+    ///
+    /// A sealed segment in which the read finds no unacked record is deleted, with its ack
+    /// file (best effort: one that cannot be deleted now stays and is tried again by the next
+    /// read); removing it again with [`remove_segment`](Self::remove_segment) is harmless. The
+    /// active segment is never deleted here.
+    ///
+    /// Fails only with [`SpoolError::Io`], when the segment or its ack file could not be
+    /// opened or read now (too many open files, `EIO`, no permission, out of memory). That
+    /// says nothing about the records in it: **a caller must never remove a segment because
+    /// reading it failed**, but leave it and try again later, as it would after a failed
+    /// delivery.
+    pub fn read_segment(&mut self, id: SegmentId) -> Result<SegmentRead, SpoolError> {
+        let data = match fs::read(self.segment_path(id.0)) {
+            Ok(data) => data,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(SpoolError::Io(e)),
+        };
+        let acked = read_acks(&self.ack_path(id.0))?;
+        let parsed = parse_segment(id, &data, &acked);
+        if let Some(segment) = self.segments.get_mut(&id.0) {
+            // What is on disk now; it stays exact as long as this process appends and acks.
+            segment.records = Some(parsed.valid);
+            segment.acked = parsed.acked;
+        }
+        self.remove_if_done(id);
+        Ok(parsed.read)
+    }
+
+    /// Deletes a segment, acked or not, with its ack file: once all its records were
+    /// delivered or re-routed, or to give its records up. Removing a segment that is already
+    /// gone is not an error. Removing the active segment ends it: the next append starts a new one.
     pub fn remove_segment(&mut self, id: SegmentId) -> Result<(), SpoolError> {
-        if self.active.as_ref().is_some_and(|active| active.id == id.0) {
+        if self.active_id() == Some(id.0) {
             self.active = None;
         }
         self.unsynced.retain(|(unsynced, _)| *unsynced != id.0);
-        match fs::remove_file(self.segment_path(id.0)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
+        if let Some(segment) = self.segments.get_mut(&id.0) {
+            // Closed before the files go (some platforms cannot delete an open file); acks
+            // not synced yet only matter if the segment stays, and then cost duplicates.
+            segment.acks = None;
         }
-        if let Some(size) = self.segments.remove(&id.0) {
-            self.total -= size;
+        // The segment first, then its ack file: a crash in between leaves an ack file
+        // without a segment, which the next open deletes, never a segment without its acks.
+        remove_if_present(&self.segment_path(id.0))?;
+        // An ack file left here is deleted on the next open, and its number is never reused.
+        let _ = remove_if_present(&self.ack_path(id.0));
+        if let Some(segment) = self.segments.remove(&id.0) {
+            self.total -= segment.size;
         }
         Ok(())
     }

@@ -6,9 +6,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::dir::{check_private, scan_segments};
+use super::dir::{ack_name, check_private, scan};
 use super::lock::lock_dir;
-use super::{SegmentId, Spool, SpoolError, SpoolLimits};
+use super::{Segment, SegmentId, Spool, SpoolError, SpoolLimits};
 
 /// How many directories [`Spool::open_slot`] tries: the configured one and 15 siblings.
 pub const SPOOL_SLOTS: u32 = 16;
@@ -63,23 +63,30 @@ impl Spool {
         let Ok(_lock) = lock_dir(other, Duration::ZERO) else {
             return;
         };
-        let Ok(segments) = scan_segments(other) else {
+        let Ok(found) = scan(other) else {
             return;
         };
-        for (id, len) in segments {
+        for (id, len) in found.segments {
             let from = other.join(SegmentId(id).to_string());
             // Only what fits: the rest waits in the sibling for a later owner, rather than
             // filling this spool and refusing the events of the next outage.
             if self.total + len > self.limits.max_bytes {
                 break;
             }
-            let to = self.segment_path(self.next_id);
-            if fs::rename(&from, &to).is_ok() {
-                self.segments.insert(self.next_id, len);
-                self.total += len;
-                self.next_id += 1;
-                self.dir_dirty = true;
+            let to = self.next_id;
+            if fs::rename(&from, self.segment_path(to)).is_err() {
+                continue;
             }
+            // Its acks go with it, after it: a crash in between leaves the acks behind
+            // (an orphan the sibling's next owner deletes) and costs duplicates, never a
+            // record. Offsets in the entries stay true under the new number.
+            if found.acks.contains(&id) {
+                let _ = fs::rename(other.join(ack_name(id)), self.ack_path(to));
+            }
+            self.segments.insert(to, Segment::found(len));
+            self.total += len;
+            self.next_id += 1;
+            self.dir_dirty = true;
         }
     }
 }
@@ -140,7 +147,7 @@ mod tests {
         for i in 0..3 {
             b.append(&payload(i)).unwrap();
             b.sync().unwrap();
-            b.seal();
+            b.seal_active();
         }
         drop(b);
         drop(a);

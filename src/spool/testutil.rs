@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{Spool, SpoolLimits, RECORD_OVERHEAD};
+use super::{Record, Spool, SpoolLimits, RECORD_OVERHEAD};
 
 pub(super) fn limits(max_bytes: u64, segment_bytes: u64) -> SpoolLimits {
     SpoolLimits {
@@ -35,17 +35,37 @@ pub(super) fn drain(spool: &mut Spool) -> Vec<Vec<u8>> {
     while let Some(id) = spool.oldest_sealed() {
         let read = spool.read_segment(id).unwrap();
         assert_eq!(read.corrupt, 0, "{id}");
-        out.extend(read.records);
+        out.extend(read.records.into_iter().map(|record| record.payload));
         spool.remove_segment(id).unwrap();
     }
     out
 }
 
+/// The unacked records of all sealed segments, oldest first, as a replay would read them
+/// (which deletes the segments that have none left).
+pub(super) fn unacked(spool: &mut Spool) -> Vec<Record> {
+    let sealed: Vec<_> = spool.sealed_segments().collect();
+    let mut out = Vec::new();
+    for id in sealed {
+        out.extend(spool.read_segment(id).unwrap().records);
+    }
+    out
+}
+
+/// The ack files in `dir`, sorted.
+pub(super) fn ack_files(dir: &Path) -> Vec<PathBuf> {
+    files_ending(dir, "ack")
+}
+
 pub(super) fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    files_ending(dir, "spool")
+}
+
+fn files_ending(dir: &Path, extension: &str) -> Vec<PathBuf> {
     let mut files: Vec<_> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "spool"))
+        .filter(|p| p.extension().is_some_and(|e| e == extension))
         .collect();
     files.sort();
     files
