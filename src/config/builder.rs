@@ -9,7 +9,7 @@ use tracing::Level;
 
 use super::kafka_props::RedactedProps;
 use super::resolve::resolve;
-use super::{env, BuildError, Config};
+use super::{env, BuildError, Config, FsyncPolicy};
 #[cfg(doc)]
 use super::{
     DEFAULT_BATCH_SIZE, DEFAULT_GUARANTEED_WAIT, DEFAULT_LINGER, DEFAULT_MESSAGE_MAX_BYTES,
@@ -41,6 +41,7 @@ pub struct Builder {
     pub(crate) spool_max_bytes: Option<u64>,
     pub(crate) max_retries: Option<u32>,
     pub(crate) shutdown_timeout: Option<Duration>,
+    pub(crate) spool_fsync: Option<FsyncPolicy>,
     pub(crate) max_level: Option<Level>,
     pub(crate) idempotence: Option<bool>,
     pub(crate) kafka_props: BTreeMap<String, String>,
@@ -116,7 +117,8 @@ impl Builder {
         message_max_bytes: usize
     );
     setter!(
-        /// Spool directory. Default `$TMPDIR/omninode-spool/<service_name>`.
+        /// Spool directory. Default `omninode/spool/<service_name>` under the user's state
+        /// directory (`$XDG_STATE_HOME`, else `~/.local/state`).
         /// Env: `OMNINODE_SPOOL_DIR`.
         spool_dir: PathBuf
     );
@@ -124,6 +126,12 @@ impl Builder {
         /// Spool size bound in bytes. Default [`DEFAULT_SPOOL_MAX_BYTES`].
         /// Env: `OMNINODE_SPOOL_MAX_BYTES`.
         spool_max_bytes: u64
+    );
+    setter!(
+        /// When the write-ahead spool is synced to the disk (what a machine crash can lose).
+        /// Default [`DEFAULT_SPOOL_FSYNC`](super::DEFAULT_SPOOL_FSYNC).
+        /// Env: `OMNINODE_SPOOL_FSYNC`.
+        spool_fsync: FsyncPolicy
     );
     setter!(
         /// Retry budget of both retryable classes (SPEC default: 6 transient, 3 dependency).

@@ -26,6 +26,8 @@ pub const TOPIC_PREFIX: &str = "OMNINODE_TOPIC_PREFIX";
 pub const SPOOL_DIR: &str = "OMNINODE_SPOOL_DIR";
 /// Spool size bound in bytes.
 pub const SPOOL_MAX_BYTES: &str = "OMNINODE_SPOOL_MAX_BYTES";
+/// When the write-ahead spool is synced: `always`, `never`, or an interval (`10ms`).
+pub const SPOOL_FSYNC: &str = "OMNINODE_SPOOL_FSYNC";
 /// Overrides the retry budget of both retryable classes.
 pub const DLQ_MAX_RETRIES: &str = "OMNINODE_DLQ_MAX_RETRIES";
 /// Queue capacity in events.
@@ -66,6 +68,10 @@ pub(super) const QUEUE_CAPACITY_VAR: Var =
     Var::number(QUEUE_CAPACITY, "use a whole number of events, e.g. 16384");
 pub(super) const SPOOL_MAX_BYTES_VAR: Var =
     Var::number(SPOOL_MAX_BYTES, "use a size in bytes, e.g. 268435456");
+pub(super) const SPOOL_FSYNC_VAR: Var = Var::number(
+    SPOOL_FSYNC,
+    "use always, never, or an interval such as 10ms or 1s",
+);
 pub(super) const DLQ_MAX_RETRIES_VAR: Var =
     Var::number(DLQ_MAX_RETRIES, "use a whole number of retries, e.g. 3");
 pub(super) const SHUTDOWN_TIMEOUT_VAR: Var =
@@ -98,7 +104,7 @@ macro_rules! from_env_by_parse {
         }
     )*};
 }
-from_env_by_parse!(usize, u64, u32);
+from_env_by_parse!(usize, u64, u32, super::FsyncPolicy);
 
 /// Durations are whole milliseconds in the environment.
 impl FromEnv for Duration {

@@ -44,6 +44,57 @@ pub const DEFAULT_LINGER: Duration = Duration::from_millis(5);
 pub const DEFAULT_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default deadline of the shutdown run when the guard is dropped.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default [`FsyncPolicy`]: every 10 ms.
+pub const DEFAULT_SPOOL_FSYNC: FsyncPolicy = FsyncPolicy::Interval(Duration::from_millis(10));
+
+/// When the write-ahead spool is flushed from the OS to the disk (`fsync`).
+///
+/// The worker writes every guaranteed event (audit, security, agent lifecycle, typed) to the
+/// spool before producing it, and marks it done when the broker acknowledges it. A written
+/// record survives the process being killed (`kill -9`, OOM, `abort`) whatever the policy:
+/// it is in the OS's page cache. The policy decides what a crash of the *machine* (power,
+/// kernel) can lose:
+///
+/// - [`Always`](FsyncPolicy::Always): nothing the worker wrote (one `fsync` per batch,
+///   before the batch is produced);
+/// - [`Interval`](FsyncPolicy::Interval) (default 10 ms): what was written in the last
+///   interval;
+/// - [`Never`](FsyncPolicy::Never): whatever the OS had not written back yet (typically
+///   up to 30 s on Linux).
+///
+/// Env: `OMNINODE_SPOOL_FSYNC` = `always`, `never`, or an interval such as `10ms`, `1s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// `fsync` after every batch, before it is produced.
+    Always,
+    /// `fsync` at most this often.
+    Interval(Duration),
+    /// Leave it to the OS.
+    Never,
+}
+
+impl std::str::FromStr for FsyncPolicy {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let s = s.trim().to_ascii_lowercase();
+        match s.as_str() {
+            "always" => return Ok(FsyncPolicy::Always),
+            "never" => return Ok(FsyncPolicy::Never),
+            _ => {}
+        }
+        let split = s.find(|c: char| !c.is_ascii_digit()).ok_or(())?;
+        let (number, unit) = s.split_at(split);
+        let n: u64 = number.parse().map_err(|_| ())?;
+        let d = match unit.trim() {
+            "us" | "µs" => Duration::from_micros(n),
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            _ => return Err(()),
+        };
+        Ok(FsyncPolicy::Interval(d))
+    }
+}
 /// Default spool size bound.
 pub const DEFAULT_SPOOL_MAX_BYTES: u64 = crate::spool::DEFAULT_SPOOL_MAX_BYTES;
 /// Default `message.max.bytes` (librdkafka's own default).
@@ -82,6 +133,8 @@ pub struct Config {
     pub spool_dir: PathBuf,
     /// Spool bound.
     pub spool_max_bytes: u64,
+    /// When the write-ahead spool is flushed to the disk.
+    pub spool_fsync: FsyncPolicy,
     /// Retry budget override for both retryable classes.
     pub max_retries: Option<u32>,
     /// Drop-guard shutdown deadline.
@@ -109,6 +162,7 @@ impl fmt::Debug for Config {
             .field("topic_prefix", &self.topic_prefix)
             .field("queue_capacity", &self.queue_capacity)
             .field("spool_dir", &self.spool_dir)
+            .field("spool_fsync", &self.spool_fsync)
             .field("max_retries", &self.max_retries)
             .field("kafka_props", &RedactedProps(&self.kafka_props))
             .finish_non_exhaustive()

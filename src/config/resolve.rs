@@ -11,7 +11,7 @@ use super::env::{self, Vars};
 use super::{kafka_props, BuildError, Builder, Config};
 use super::{
     DEFAULT_BATCH_SIZE, DEFAULT_GUARANTEED_WAIT, DEFAULT_LINGER, DEFAULT_MESSAGE_MAX_BYTES,
-    DEFAULT_MESSAGE_TIMEOUT, DEFAULT_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT,
+    DEFAULT_MESSAGE_TIMEOUT, DEFAULT_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_SPOOL_FSYNC,
     DEFAULT_SPOOL_MAX_BYTES,
 };
 
@@ -128,6 +128,7 @@ pub(super) fn resolve(b: &Builder, vars: &BTreeMap<String, String>) -> Result<Co
         spool_max_bytes.to_string(),
         "the spool needs at least 4096 bytes",
     )?;
+    let spool_fsync = v.setting(b.spool_fsync, env::SPOOL_FSYNC_VAR, || DEFAULT_SPOOL_FSYNC)?;
     let max_retries = v.setting(b.max_retries.map(Some), env::DLQ_MAX_RETRIES_VAR, || None)?;
     let shutdown_timeout = v.setting(b.shutdown_timeout, env::SHUTDOWN_TIMEOUT_VAR, || {
         DEFAULT_SHUTDOWN_TIMEOUT
@@ -179,6 +180,7 @@ pub(super) fn resolve(b: &Builder, vars: &BTreeMap<String, String>) -> Result<Co
         spool_max_bytes,
         max_retries,
         shutdown_timeout,
+        spool_fsync,
         max_level: b.max_level.unwrap_or(Level::INFO),
         idempotence: b.idempotence.unwrap_or(true),
         kafka_props,

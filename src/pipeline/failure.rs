@@ -12,6 +12,7 @@ use crate::contract::wire::header;
 use crate::contract::wire::WireRecord;
 use crate::kafka::producer::DeliveryError;
 use crate::metrics::Counters;
+use crate::pipeline::replay::PROBE_EVERY;
 use crate::pipeline::route::{route, Action, Situation};
 use crate::pipeline::worker::{InFlight, Origin, Worker};
 
@@ -59,10 +60,12 @@ impl Worker {
                 if err.class == ErrorClass::NonRetryableSecurity {
                     Counters::add(&self.counters.pipeline_errors, 1);
                 }
-                self.dead_letter(&flight, err.class, &err.code, &err.message);
+                let dead = self.dead_letter(&flight, err.class, &err.code, &err.message);
+                self.send(dead);
             }
             Action::Skip => {
                 Counters::add(&self.counters.skipped, 1);
+                self.done(&flight);
                 self.resolve(flight.origin);
             }
         }
@@ -96,14 +99,15 @@ impl Worker {
         }
     }
 
-    /// Sends the dead-letter record of `flight` to `<topic>.dlq`.
+    /// The dead-letter record of `flight`, bound for `<topic>.dlq`. It settles the
+    /// original's spool record when it is delivered.
     pub(super) fn dead_letter(
-        &mut self,
+        &self,
         flight: &InFlight,
         class: ErrorClass,
         code: &str,
         why: &str,
-    ) {
+    ) -> Box<InFlight> {
         let config = &self.config;
         let record = dlq::dead_letter(
             &flight.record,
@@ -123,26 +127,25 @@ impl Worker {
         );
         let mut dead = InFlight::new(record, flight.origin, true);
         dead.first_failed_at = flight.first_failed_at;
-        self.send(dead);
+        dead.guaranteed = flight.guaranteed;
+        dead.wal = flight.wal;
+        dead.wal_holds_original = flight.wal.is_some() && !flight.is_dlq;
+        dead
     }
 
-    /// Keeps `flight` on disk. A live record the spool refuses is a drop, reported
-    /// in-stream with its sequence number; a replayed one keeps its whole segment for a
-    /// later replay instead (records of it already delivered may then repeat).
+    /// Keeps `flight` on disk for a later replay. A live record the spool refuses is a
+    /// drop, reported in-stream with its sequence number. A replayed record that failed
+    /// again waits a probe interval before its segment is replayed again.
     pub(super) fn spool(&mut self, flight: &InFlight) {
-        if !self.spooler.put(&flight.record) {
-            match flight.origin {
-                Origin::Replay(seg) => {
-                    self.keep.insert(seg);
-                }
-                Origin::Live => {
-                    let sequence = flight.record.header(header::SEQUENCE);
-                    match sequence.and_then(|s| s.parse().ok()) {
-                        Some(seq) => self.queue.drops().record(seq),
-                        None => Counters::add(&self.counters.dropped, 1),
-                    }
-                }
+        if !self.park(flight) {
+            let sequence = flight.record.header(header::SEQUENCE);
+            match sequence.and_then(|s| s.parse().ok()) {
+                Some(seq) => self.queue.drops().record(seq),
+                None => Counters::add(&self.counters.dropped, 1),
             }
+        }
+        if matches!(flight.origin, Origin::Replay(_)) {
+            self.replay_after = Some(Instant::now() + PROBE_EVERY);
         }
         self.resolve(flight.origin);
     }

@@ -18,4 +18,5 @@ mod failure;
 mod replay;
 pub(crate) mod route;
 pub(crate) mod spooler;
+mod wal;
 pub(crate) mod worker;

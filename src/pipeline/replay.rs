@@ -1,7 +1,9 @@
 //! Replaying the spool (SPEC §4): when the broker is reachable (a delivery went through, or
-//! a metadata probe answered), the oldest sealed segment is read and its records are sent
-//! again; the segment is removed once every one of them reached a final state.
+//! a metadata probe answered), the oldest sealed segment none of whose write-ahead records
+//! is in flight is read, and its unacknowledged records are sent again. Each one that
+//! reaches a final state is acknowledged; the spool deletes a segment with its last ack.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::contract::catalog;
@@ -9,6 +11,7 @@ use crate::contract::dlq::DLQ_SUFFIX;
 use crate::contract::wire::WireRecord;
 use crate::metrics::Counters;
 use crate::pipeline::worker::{InFlight, Origin, Worker};
+use crate::spool::SegmentId;
 
 /// Whether a spooled record may be replayed to `topic`: an OmniNode catalog topic, or its
 /// `.dlq`, under this pipeline's prefix. Anything else in a spool file (planted by another
@@ -21,7 +24,7 @@ fn is_replayable_topic(prefix: &str, topic: &str) -> bool {
     catalog::lookup(event_type).is_some()
 }
 
-const PROBE_EVERY: Duration = Duration::from_secs(2);
+pub(super) const PROBE_EVERY: Duration = Duration::from_secs(2);
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 impl Worker {
@@ -43,8 +46,28 @@ impl Worker {
         true
     }
 
-    /// Replays the oldest spool segment when nothing is being replayed and the broker is
-    /// reachable.
+    /// The oldest segment that can be replayed now: sealed, with none of its write-ahead
+    /// records in flight. The active segment is sealed for it once it holds a parked record
+    /// and none of its records is in flight.
+    fn replayable_segment(&mut self) -> Option<SegmentId> {
+        let idle = |live: &HashMap<SegmentId, usize>, seg: &SegmentId| !live.contains_key(seg);
+        let mut spool = self.spooler.lock();
+        let oldest = spool.sealed_segments().find(|s| idle(&self.live, s));
+        if oldest.is_some() {
+            return oldest;
+        }
+        let active = spool.active_segment()?;
+        if !self.parked_active || !idle(&self.live, &active) {
+            return None;
+        }
+        spool.seal_active();
+        self.parked_active = false;
+        let seg = spool.sealed_segments().find(|s| idle(&self.live, s));
+        seg
+    }
+
+    /// Replays the oldest replayable spool segment when nothing is being replayed and the
+    /// broker is reachable.
     pub(super) fn maybe_replay(&mut self) {
         if !self.replay.is_empty() || self.shutting_down {
             return;
@@ -52,52 +75,49 @@ impl Worker {
         if self.replay_after.is_some_and(|t| Instant::now() < t) {
             return;
         }
-        if self.spooler.lock().is_empty() {
+        let Some(seg) = self.replayable_segment() else {
             return;
-        }
+        };
         if !self.reachable() {
             return;
         }
-        let (seg, read) = {
-            let mut spool = self.spooler.lock();
-            let Some(seg) = spool.oldest_sealed() else {
+        let read = match self.spooler.lock().read_segment(seg) {
+            Ok(read) => read,
+            Err(_) => {
+                // The file could not be read now (too many open files, EIO): keep it and
+                // try again after a probe interval, never delete it for that.
+                self.replay_after = Some(Instant::now() + PROBE_EVERY);
                 return;
-            };
-            match spool.read_segment(seg) {
-                Ok(read) => (seg, read),
-                Err(_) => {
-                    // The file could not be read now (too many open files, EIO): keep it
-                    // and try again after a probe interval, never delete it for that.
-                    self.replay_after = Some(Instant::now() + PROBE_EVERY);
-                    return;
-                }
             }
         };
         Counters::add(&self.counters.spool_corrupt, read.corrupt);
         let prefix = &self.config.topic_prefix;
-        let records: Vec<WireRecord> = read
-            .records
-            .iter()
-            .filter_map(|bytes| {
-                let Some(r) = WireRecord::from_bytes(bytes) else {
-                    Counters::add(&self.counters.spool_corrupt, 1);
-                    return None;
-                };
-                if !is_replayable_topic(prefix, &r.topic) {
-                    Counters::add(&self.counters.spool_rejected, 1);
-                    return None;
+        let mut flights = Vec::with_capacity(read.records.len());
+        for spooled in read.records {
+            let record = match WireRecord::from_bytes(&spooled) {
+                Some(r) if is_replayable_topic(prefix, &r.topic) => r,
+                decoded => {
+                    let counter = match decoded {
+                        None => &self.counters.spool_corrupt,
+                        Some(_) => &self.counters.spool_rejected,
+                    };
+                    Counters::add(counter, 1);
+                    // Never sent, never read again.
+                    self.spooler.ack(spooled.id);
+                    continue;
                 }
-                Some(r)
-            })
-            .collect();
-        if records.is_empty() {
-            let _ = self.spooler.lock().remove_segment(seg);
+            };
+            let is_dlq = record.topic.ends_with(DLQ_SUFFIX);
+            let mut flight = InFlight::new(record, Origin::Replay(seg), is_dlq);
+            flight.wal = Some(spooled.id);
+            flights.push(flight);
+        }
+        if flights.is_empty() {
             return;
         }
-        self.replay.insert(seg, records.len());
-        for record in records {
-            let is_dlq = record.topic.ends_with(DLQ_SUFFIX);
-            self.send(InFlight::new(record, Origin::Replay(seg), is_dlq));
+        self.replay.insert(seg, flights.len());
+        for flight in flights {
+            self.send(flight);
         }
     }
 
@@ -112,10 +132,9 @@ impl Worker {
         };
         *left -= 1;
         if *left == 0 {
+            // Every record of the segment is settled: delivered ones are acknowledged (the
+            // spool deletes the segment with its last ack), failed ones wait in it.
             self.replay.remove(&seg);
-            if !self.keep.remove(&seg) {
-                let _ = self.spooler.lock().remove_segment(seg);
-            }
         }
     }
 }

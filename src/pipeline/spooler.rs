@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::contract::wire::WireRecord;
 use crate::metrics::Counters;
 use crate::pipeline::assemble::assemble;
-use crate::spool::Spool;
+use crate::spool::{RecordId, Spool};
 
 /// The spool, shared by the worker and (through [`Overflow`]) the queue.
 #[derive(Debug)]
@@ -38,22 +38,44 @@ impl Spooler {
         self.spool.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Appends `record`; false when the spool refused it (full, or the disk failed), which
-    /// the caller must account for.
-    pub fn put(&self, record: &WireRecord) -> bool {
+    /// Appends `record` (a record that failed, kept for a later replay); `None` when the
+    /// spool refused it (full, or the disk failed), which the caller must account for.
+    pub fn put(&self, record: &WireRecord) -> Option<RecordId> {
         let bytes = record.to_bytes();
         let written = {
             let mut spool = self.lock();
             fault!("omninode::spool_write");
-            spool.append(&bytes).is_ok()
+            spool.append(&bytes).ok()
         };
-        let counter = if written {
-            &self.counters.spooled
-        } else {
-            &self.counters.spool_full
+        let counter = match written {
+            Some(_) => &self.counters.spooled,
+            None => &self.counters.spool_full,
         };
         Counters::add(counter, 1);
         written
+    }
+
+    /// Writes records ahead of producing them (the write-ahead log of guaranteed events),
+    /// in one write; returns the ids of those written, the first ones of `records` (the
+    /// rest, refused by a full spool, travel in memory only). Not counted as spooled.
+    pub fn write_ahead(&self, records: &[&WireRecord]) -> Vec<RecordId> {
+        let payloads: Vec<Vec<u8>> = records.iter().map(|r| r.to_bytes()).collect();
+        let mut spool = self.lock();
+        fault!("omninode::spool_write");
+        match spool.append_all(payloads.iter().map(Vec::as_slice)) {
+            Ok(ids) | Err((ids, _)) => ids,
+        }
+    }
+
+    /// Marks a spooled record done (delivered, dead-lettered or skipped): it is never
+    /// replayed. A lost ack (a crash, a failed write) only means a duplicate at replay.
+    pub fn ack(&self, id: RecordId) {
+        let _ = self.lock().ack(id);
+    }
+
+    /// Makes what was written and acked durable against a machine crash.
+    pub fn sync(&self) {
+        let _ = self.lock().sync();
     }
 }
 
@@ -81,6 +103,8 @@ impl Overflow for OverflowSink {
 
     /// Assembles the event here and now and spools it (no worker is left to do it).
     fn write_now(&self, ev: Captured) -> bool {
-        self.spooler.put(&assemble(&self.spooler.config, ev).record)
+        self.spooler
+            .put(&assemble(&self.spooler.config, ev).record)
+            .is_some()
     }
 }

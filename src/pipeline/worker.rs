@@ -3,7 +3,7 @@
 //! and shutdown requests. What happens to a failed record is in [`super::failure`], the
 //! spool replay in [`super::replay`].
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -23,7 +23,7 @@ use crate::kafka::producer::{DeliveryError, Producer, Refused};
 use crate::metrics::{Counters, Report};
 use crate::pipeline::assemble::{assemble, kind_of};
 use crate::pipeline::spooler::Spooler;
-use crate::spool::SegmentId;
+use crate::spool::{RecordId, SegmentId};
 
 /// A request to the worker, carrying its own reply channel.
 #[derive(Debug)]
@@ -55,6 +55,13 @@ pub(crate) struct InFlight {
     pub origin: Origin,
     /// The record is itself a dead-letter record.
     pub is_dlq: bool,
+    /// Of a guaranteed class: written to the spool before it is produced.
+    pub guaranteed: bool,
+    /// The spool record this flight's outcome settles (its write-ahead copy, or the record
+    /// it was replayed from).
+    pub wal: Option<RecordId>,
+    /// `wal` holds the event this dead-letter record was made of, not this record.
+    pub wal_holds_original: bool,
 }
 
 impl InFlight {
@@ -65,12 +72,14 @@ impl InFlight {
             first_failed_at: None,
             origin,
             is_dlq,
+            guaranteed: false,
+            wal: None,
+            wal_holds_original: false,
         })
     }
 }
 
 const IDLE_WAIT: Duration = Duration::from_millis(5);
-const SYNC_EVERY: Duration = Duration::from_secs(1);
 /// Longest wait for the reports of purged records at shutdown (they are produced locally).
 const PURGE_COLLECT: Duration = Duration::from_millis(250);
 
@@ -154,7 +163,8 @@ pub(crate) fn spawn(parts: Parts) -> std::io::Result<JoinHandle<()>> {
                 retries: Vec::new(),
                 pending: VecDeque::new(),
                 replay: HashMap::new(),
-                keep: HashSet::new(),
+                live: HashMap::new(),
+                parked_active: false,
                 round_trips: HashMap::new(),
                 healthy: None,
                 last_probe: None,
@@ -181,8 +191,11 @@ pub(super) struct Worker {
     pub pending: VecDeque<Box<InFlight>>,
     /// Records of each spool segment being replayed that are not resolved yet.
     pub replay: HashMap<SegmentId, usize>,
-    /// Replayed segments to keep on disk (a record of theirs could not be re-spooled).
-    pub keep: HashSet<SegmentId>,
+    /// Write-ahead records of each segment still in flight (a segment is replayed only
+    /// when none of its records is).
+    pub live: HashMap<SegmentId, usize>,
+    /// A record of the active segment was kept for replay: seal it when it is idle.
+    pub parked_active: bool,
     /// Spool round trips per event id, of records that failed while the cluster answered.
     pub round_trips: HashMap<String, u32>,
     /// Whether the cluster answered lately (`None`: not known yet).
@@ -190,7 +203,7 @@ pub(super) struct Worker {
     pub last_probe: Option<Instant>,
     /// No replay before this instant (the oldest segment could not be read).
     pub replay_after: Option<Instant>,
-    last_sync: Instant,
+    pub last_sync: Instant,
     pub rebuild: bool,
     pub shutting_down: bool,
 }
@@ -226,11 +239,11 @@ impl Worker {
             .map(|(_, flight)| flight)
             .chain(std::mem::take(&mut self.pending));
         for flight in parked {
-            if !self.spooler.put(&flight.record) {
+            if !self.park(&flight) {
                 Counters::add(&self.counters.dropped, 1);
             }
         }
-        let _ = self.spooler.lock().sync();
+        self.spooler.sync();
     }
 
     fn run(&mut self, ctrl: &Receiver<Control>) {
@@ -275,30 +288,19 @@ impl Worker {
     }
 
     /// Takes up to one batch, overflowed guaranteed events first, then the queue, waiting
-    /// at most `wait` for the first event.
+    /// at most `wait` for the first event, and processes it.
     fn take_batch(&mut self, wait: Duration) {
-        let mut taken = 0;
-        while taken < self.config.batch_size {
-            match self.overflow.try_recv() {
-                Ok(ev) => self.process(ev),
-                Err(_) => break,
-            }
-            taken += 1;
-        }
-        if taken > 0 {
-            return;
-        }
-        let first = match self.rx.recv_timeout(wait) {
-            Ok(ev) => ev,
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return,
-        };
-        self.process(first);
-        for _ in 1..self.config.batch_size {
-            match self.rx.try_recv() {
-                Ok(ev) => self.process(ev),
-                Err(_) => break,
+        let max = self.config.batch_size;
+        let mut batch: Vec<Captured> = self.overflow.try_iter().take(max).collect();
+        if batch.is_empty() {
+            match self.rx.recv_timeout(wait) {
+                Ok(ev) => batch.push(ev),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return,
             }
         }
+        let room = max.saturating_sub(batch.len());
+        batch.extend(self.rx.try_iter().take(room));
+        self.process_batch(batch);
     }
 
     /// Polls librdkafka, handles reports, due retries, drop reports and producer rebuilds.
@@ -320,53 +322,61 @@ impl Worker {
         if self.rebuild {
             self.rebuild_producer();
         }
-        if self.last_sync.elapsed() >= SYNC_EVERY {
-            self.last_sync = Instant::now();
-            let _ = self.spooler.lock().sync();
+        self.sync_due();
+    }
+
+    /// Processes one captured event (see [`Worker::process_batch`]).
+    fn process(&mut self, ev: Captured) {
+        self.process_batch(vec![ev]);
+    }
+
+    /// Assembles a batch, writes its guaranteed records ahead to the spool (one write,
+    /// synced per the fsync policy), then sends them.
+    fn process_batch(&mut self, batch: Vec<Captured>) {
+        let mut flights: Vec<Box<InFlight>> =
+            batch.into_iter().map(|ev| self.prepare(ev)).collect();
+        self.write_ahead(&mut flights);
+        for flight in flights {
+            self.send(flight);
         }
     }
 
-    /// Assembles and sends one captured event. A panic while assembling it (a bug, or a
-    /// pathological input) is caught: the event goes to the DLQ as `WorkerPanic` and the
-    /// pipeline goes on.
-    fn process(&mut self, ev: Captured) {
+    /// Assembles one captured event into the flight to send: its record, or the
+    /// dead-letter record of an event that is invalid. A panic while assembling it (a bug,
+    /// or a pathological input) is caught: the event goes to the DLQ as `WorkerPanic` and
+    /// the pipeline goes on.
+    fn prepare(&mut self, ev: Captured) -> Box<InFlight> {
         let (kind, sequence, timestamp) = (kind_of(&ev.body), ev.sequence, ev.timestamp);
         let config = &self.config;
-        let assembled = match panic::catch_unwind(AssertUnwindSafe(|| {
+        let (assembled, failure) = match panic::catch_unwind(AssertUnwindSafe(|| {
             fault!("omninode::assemble");
             assemble(config, ev)
         })) {
-            Ok(assembled) => assembled,
+            Ok(assembled) => {
+                let invalid = assembled.invalid.map(|why| ("SchemaValidation", why));
+                (assembled.record, invalid)
+            }
             Err(payload) => {
                 Counters::add(&self.counters.worker_panics, 1);
-                let record = unassembled(&self.config, kind, sequence, timestamp);
                 let why = format!(
                     "the worker panicked while assembling this event ({}); its payload was not kept",
                     panic_message(payload.as_ref())
                 );
-                let flight = InFlight::new(record, Origin::Live, false);
-                self.dead_letter(
-                    &flight,
-                    ErrorClass::NonRetryableValidation,
-                    "WorkerPanic",
-                    &why,
-                );
-                return;
+                (
+                    unassembled(&self.config, kind, sequence, timestamp),
+                    Some(("WorkerPanic", why)),
+                )
             }
         };
-        let flight = InFlight::new(assembled.record, Origin::Live, false);
-        match assembled.invalid {
-            None => self.send(flight),
-            Some(why) => {
-                Counters::add(&self.counters.validation_failed, 1);
-                self.dead_letter(
-                    &flight,
-                    ErrorClass::NonRetryableValidation,
-                    "SchemaValidation",
-                    &why,
-                );
-            }
+        let mut flight = InFlight::new(assembled, Origin::Live, false);
+        flight.guaranteed = kind.is_guaranteed();
+        let Some((code, why)) = failure else {
+            return flight;
+        };
+        if code == "SchemaValidation" {
+            Counters::add(&self.counters.validation_failed, 1);
         }
+        self.dead_letter(&flight, ErrorClass::NonRetryableValidation, code, &why)
     }
 
     /// Sends a record; a full librdkafka queue parks it in `pending`.
@@ -422,6 +432,7 @@ impl Worker {
                     Counters::add(&c.replayed, 1);
                 }
                 self.forget_round_trips(&flight.record);
+                self.done(&flight);
                 self.resolve(flight.origin);
             }
             Err(e) => self.fail(flight, e),
@@ -540,7 +551,9 @@ impl Worker {
         }
         // Events still queued (deadline reached) or that raced the closing of the queue.
         self.spool_queued();
-        let _ = self.spooler.lock().sync();
+        // A fully acknowledged active segment goes now; one with parked records stays.
+        self.spooler.lock().seal_active();
+        self.spooler.sync();
     }
 
     /// After the queue was closed: once no push is under way (nothing else can arrive),
