@@ -186,6 +186,31 @@ fn throughput(c: &mut Criterion) {
                 total
             })
         });
+        // Guaranteed events: each one is written ahead to the spool (default fsync policy,
+        // every 10 ms) before it is produced, and acknowledged there after delivery.
+        group.bench_function("omninode_pipeline_audit", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let before = guard.metrics().delivered;
+                    let start = Instant::now();
+                    for i in 0..EVENTS {
+                        tracing_omninode::audit!(
+                            action = "order.refund",
+                            actor = "alice",
+                            resource = "order/42",
+                            outcome = "success",
+                            amount_cents = i
+                        );
+                    }
+                    guard.flush(Duration::from_secs(60)).expect("flush");
+                    total += start.elapsed();
+                    let m = guard.metrics();
+                    assert_eq!(m.delivered - before, EVENTS, "every audit delivered: {m:?}");
+                }
+                total
+            })
+        });
     });
     group.finish();
     let _ = guard.shutdown(Duration::from_secs(10));

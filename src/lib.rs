@@ -44,15 +44,19 @@
 //!
 //! ## Delivery guarantees
 //!
-//! The calling thread only records fields and pushes onto a bounded queue. Application logs
-//! are dropped (newest first) when the queue is full, and the drop is reported in-stream
-//! (`code: OMNINODE_EVENTS_DROPPED`). Audit, security and agent events wait a bounded time
-//! (default 50 ms) for room, then go to the local spool. A background worker builds the
-//! envelopes, sanitizes them, validates them and produces them (idempotent, `acks=all`,
-//! zstd). Failures are classified ([`taxonomy::ErrorClass`]): retried with full-jitter
-//! backoff, dead-lettered to `<topic>.dlq`, spooled to disk, or counted as skipped. The
-//! spool is replayed oldest-first when the broker is back, also after a restart.
-//! [`Guard::shutdown`] is bounded by its deadline and returns a [`Report`].
+//! The calling thread only records fields and pushes onto a bounded queue; it never waits on
+//! the network or the disk. Application logs are dropped (newest first) when the queue is
+//! full, and the drop is reported in-stream (`code: OMNINODE_EVENTS_DROPPED`). Audit,
+//! security, agent and typed events wait a bounded time (default 50 ms) for room, then are
+//! handed to an overflow list the worker drains first. A background worker builds the
+//! envelopes, sanitizes, validates, writes guaranteed events ahead to the local spool, and
+//! produces them (idempotent, `acks=all`, zstd); a guaranteed event is marked done in the
+//! spool once the broker acknowledged it, so a crashed process's successor replays exactly
+//! what was not ([`config::FsyncPolicy`] says what a machine crash can lose). Failures are
+//! classified ([`taxonomy::ErrorClass`]): retried with full-jitter backoff, dead-lettered to
+//! `<topic>.dlq`, spooled, or counted as skipped. The spool is replayed oldest-first when the
+//! broker is back, also after a restart. [`Guard::shutdown`] is bounded by its deadline and
+//! returns a [`Report`]. The layout of the code is in `docs/architecture.md`.
 //!
 //! ## Features
 //!

@@ -50,6 +50,8 @@ impl Worker {
     /// records in flight. The active segment is sealed for it once it holds a parked record
     /// and none of its records is in flight.
     fn replayable_segment(&mut self) -> Option<SegmentId> {
+        // A segment must not be read with acknowledgements of its records still unwritten.
+        self.flush_acks();
         let idle = |live: &HashMap<SegmentId, usize>, seg: &SegmentId| !live.contains_key(seg);
         let mut spool = self.spooler.lock();
         let oldest = spool.sealed_segments().find(|s| idle(&self.live, s));

@@ -70,7 +70,14 @@ impl Spooler {
     /// Marks a spooled record done (delivered, dead-lettered or skipped): it is never
     /// replayed. A lost ack (a crash, a failed write) only means a duplicate at replay.
     pub fn ack(&self, id: RecordId) {
-        let _ = self.lock().ack(id);
+        self.ack_all(&[id]);
+    }
+
+    /// [`Spooler::ack`]s many records in one write per segment.
+    pub fn ack_all(&self, ids: &[RecordId]) {
+        if !ids.is_empty() {
+            let _ = self.lock().ack_all(ids);
+        }
     }
 
     /// Makes what was written and acked durable against a machine crash.

@@ -49,11 +49,21 @@ impl Worker {
         self.spooler.sync();
     }
 
-    /// `flight` reached a final state: its spool record, if any, is done.
+    /// `flight` reached a final state: its spool record, if any, is done (acknowledged in
+    /// the spool by the next [`Worker::flush_acks`]).
     pub(super) fn done(&mut self, flight: &InFlight) {
         if let Some(id) = flight.wal {
-            self.spooler.ack(id);
+            self.acks.push(id);
             self.settled(flight, id);
+        }
+    }
+
+    /// Writes the acknowledgements gathered since the last call (one write per segment).
+    /// Called after each round of delivery reports, and before anything reads the spool.
+    pub(super) fn flush_acks(&mut self) {
+        if !self.acks.is_empty() {
+            self.spooler.ack_all(&self.acks);
+            self.acks.clear();
         }
     }
 

@@ -141,30 +141,22 @@ pub(crate) fn spawn(parts: Parts) -> std::io::Result<JoinHandle<()>> {
         .name("omninode-worker".into())
         .spawn(move || {
             crate::capture::ignore_current_thread();
-            let Parts {
-                config,
-                counters,
-                queue,
-                spooler,
-                rx,
-                overflow,
-                ctrl,
-                producer,
-            } = parts;
+            let ctrl = parts.ctrl;
             let mut worker = Worker {
-                config,
-                counters,
-                queue,
-                spooler,
-                rx,
-                overflow,
-                producer,
+                config: parts.config,
+                counters: parts.counters,
+                queue: parts.queue,
+                spooler: parts.spooler,
+                rx: parts.rx,
+                overflow: parts.overflow,
+                producer: parts.producer,
                 in_flight: 0,
                 retries: Vec::new(),
                 pending: VecDeque::new(),
                 replay: HashMap::new(),
                 live: HashMap::new(),
                 parked_active: false,
+                acks: Vec::new(),
                 round_trips: HashMap::new(),
                 healthy: None,
                 last_probe: None,
@@ -196,6 +188,8 @@ pub(super) struct Worker {
     pub live: HashMap<SegmentId, usize>,
     /// A record of the active segment was kept for replay: seal it when it is idle.
     pub parked_active: bool,
+    /// Spool records settled since the last [`Worker::flush_acks`].
+    pub acks: Vec<RecordId>,
     /// Spool round trips per event id, of records that failed while the cluster answered.
     pub round_trips: HashMap<String, u32>,
     /// Whether the cluster answered lately (`None`: not known yet).
@@ -243,6 +237,7 @@ impl Worker {
                 Counters::add(&self.counters.dropped, 1);
             }
         }
+        self.flush_acks();
         self.spooler.sync();
     }
 
@@ -307,6 +302,7 @@ impl Worker {
     fn service(&mut self) {
         self.producer.poll(Duration::ZERO);
         self.handle_reports();
+        self.flush_acks();
         self.resend_pending();
         self.due_retries();
         if self.pending.is_empty() {
@@ -551,6 +547,7 @@ impl Worker {
         }
         // Events still queued (deadline reached) or that raced the closing of the queue.
         self.spool_queued();
+        self.flush_acks();
         // A fully acknowledged active segment goes now; one with parked records stays.
         self.spooler.lock().seal_active();
         self.spooler.sync();

@@ -95,15 +95,16 @@ impl AckFile {
         })
     }
 
-    /// Appends the entry acking `offset`. A failed write is cut off again where possible,
-    /// so later entries stay on entry boundaries.
-    fn append(&mut self, offset: u64) -> io::Result<()> {
+    /// Appends the entries acking `offsets`, in one write. A failed write is cut off again
+    /// where possible, so later entries stay on entry boundaries.
+    fn append(&mut self, offsets: &[u64]) -> io::Result<()> {
         self.unsynced = true;
-        if let Err(e) = self.file.write_all(&ack_entry(offset)) {
+        let entries: Vec<u8> = offsets.iter().flat_map(|&o| ack_entry(o)).collect();
+        if let Err(e) = self.file.write_all(&entries) {
             let _ = self.file.set_len(self.len);
             return Err(e);
         }
-        self.len += ACK_ENTRY_LEN as u64;
+        self.len += entries.len() as u64;
         Ok(())
     }
 
@@ -133,11 +134,34 @@ impl Spool {
     /// could be deleted with a record never delivered. Fails only with [`SpoolError::Io`],
     /// when the ack could not be written (then the record is replayed again).
     pub fn ack(&mut self, id: RecordId) -> Result<(), SpoolError> {
-        let path = self.ack_path(id.segment.0);
-        let Some(segment) = self.segments.get_mut(&id.segment.0) else {
+        self.ack_all(&[id])
+    }
+
+    /// [`ack`](Self::ack)s many records, with one write per segment they are in.
+    pub fn ack_all(&mut self, ids: &[RecordId]) -> Result<(), SpoolError> {
+        let mut segments: Vec<SegmentId> = ids.iter().map(|id| id.segment).collect();
+        segments.sort_unstable();
+        segments.dedup();
+        for seg in segments {
+            let offsets: Vec<u64> = ids
+                .iter()
+                .filter(|id| id.segment == seg)
+                .map(|id| id.offset)
+                .collect();
+            self.ack_in(seg, offsets)?;
+        }
+        Ok(())
+    }
+
+    fn ack_in(&mut self, seg: SegmentId, mut offsets: Vec<u64>) -> Result<(), SpoolError> {
+        let path = self.ack_path(seg.0);
+        let Some(segment) = self.segments.get_mut(&seg.0) else {
             return Ok(());
         };
-        if id.offset >= segment.size || segment.acked.contains(&id.offset) {
+        offsets.sort_unstable();
+        offsets.dedup();
+        offsets.retain(|o| *o < segment.size && !segment.acked.contains(o));
+        if offsets.is_empty() {
             return Ok(());
         }
         let acks = match &mut segment.acks {
@@ -149,11 +173,11 @@ impl Spool {
                 segment.acks.insert(opened)
             }
         };
-        acks.append(id.offset)?;
+        acks.append(&offsets)?;
         if segment.records.is_some() {
-            segment.acked.insert(id.offset);
+            segment.acked.extend(offsets);
         }
-        self.remove_if_done(id.segment);
+        self.remove_if_done(seg);
         Ok(())
     }
 
