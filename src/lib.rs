@@ -76,6 +76,7 @@ pub mod contract;
 pub mod guard;
 mod macros;
 pub mod metrics;
+pub mod ops;
 pub mod sanitize;
 pub mod spool;
 

@@ -1,0 +1,62 @@
+//! Running the `omninode-events` binary from a test: against a broker and a topic prefix,
+//! with its exit code, stdout and stderr.
+#![allow(dead_code)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_omninode-events");
+
+/// What one run printed and how it ended.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub took: Duration,
+}
+
+impl Run {
+    pub fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+}
+
+/// The command with the broker and the prefix set, no colour, no inherited OMNINODE_*.
+pub fn command(bootstrap: &str, prefix: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .args(["--bootstrap-servers", bootstrap, "--topic-prefix", prefix])
+        .env_remove("OMNINODE_KAFKA_BOOTSTRAP_SERVERS")
+        .env_remove("OMNINODE_TOPIC_PREFIX")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    c
+}
+
+/// Runs the command to its end.
+pub fn run(bootstrap: &str, prefix: &str, args: &[&str]) -> Run {
+    let started = Instant::now();
+    let out = command(bootstrap, prefix, args)
+        .output()
+        .expect("run omninode-events");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        took: started.elapsed(),
+    }
+}
+
+/// Runs the command and checks that it exited with `code`.
+pub fn run_ok(bootstrap: &str, prefix: &str, args: &[&str], code: i32) -> Run {
+    let r = run(bootstrap, prefix, args);
+    assert_eq!(
+        r.code,
+        Some(code),
+        "{args:?}\nstdout:\n{}\nstderr:\n{}",
+        r.stdout,
+        r.stderr
+    );
+    r
+}
