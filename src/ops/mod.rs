@@ -5,10 +5,11 @@
 //!
 //! Everything here reads through [`Reader`] and produces through the crate's own
 //! producer; no rdkafka type appears in this API. Nothing here commits a consumer offset
-//! except replay, which commits its own group's offsets only after the broker
+//! except [`replay`], which commits its own group's offsets only after the broker
 //! acknowledged what it re-published.
 
 pub mod format;
+pub mod replay;
 pub mod tail;
 
 pub use crate::kafka::admin_ops::create_catalog_topics;

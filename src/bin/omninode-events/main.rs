@@ -3,6 +3,7 @@
 //! a thin shell over `tracing_omninode::ops`. `--help` on any of them says more.
 
 mod args;
+mod dlq;
 
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
@@ -36,6 +37,9 @@ enum Command {
     /// Print the events of OmniNode topics (and `.dlq` topics); never commits offsets.
     #[command(after_help = EXIT_CODES)]
     Tail(TailArgs),
+    /// Count, watch and replay the dead-letter topics.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
     /// Create or list the catalog topics.
     #[command(subcommand)]
     Topics(TopicsCommand),
@@ -65,6 +69,8 @@ enum TopicsCommand {
 pub(crate) enum Outcome {
     /// Exit 0.
     Ok,
+    /// Exit 1: the command worked and found problems.
+    Problems,
 }
 
 /// A failure: exit 2 with the message.
@@ -188,6 +194,7 @@ fn run(cli: &Cli) -> Result<Outcome, CliError> {
     match &cli.command {
         Command::Sanitize => sanitize(),
         Command::Tail(a) => run_tail(&opts()?, &cli.global, a),
+        Command::Dlq(cmd) => dlq::run(&opts()?, &cli.global, cmd),
         Command::Topics(cmd) => run_topics(&opts()?, &cli.global, cmd),
     }
 }
@@ -196,6 +203,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(&cli) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Problems) => ExitCode::from(1),
         Err(e) => {
             eprintln!("omninode-events: {e}");
             ExitCode::from(2)
