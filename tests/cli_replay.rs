@@ -23,7 +23,6 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::ClientConfig;
 use serde_json::Value;
-use tracing_subscriber::prelude::*;
 
 const POLICY: usize = 6;
 
@@ -31,27 +30,28 @@ const POLICY: usize = 6;
 fn policy_failures(prefix: &str) -> Vec<common::Consumed> {
     let mock = common::mock(prefix);
     let bootstrap = mock.bootstrap_servers();
-    let spool = common::spool_dir();
-    let (layer, guard) = common::builder(&bootstrap, prefix, spool.path())
-        .build()
-        .unwrap();
     // One refusal; librdkafka then keeps the topic marked failed, so every event of the
     // burst is refused the same way.
     mock.request_errors(
         RDKafkaApiKey::Produce,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
     );
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-        for i in 0..POLICY {
-            tracing_omninode::audit!(
-                action = "doc.delete",
-                actor = "alice",
-                resource = format!("doc/{i}"),
-                outcome = "success"
-            );
-        }
-    });
-    let report = guard.shutdown(Duration::from_secs(20)).unwrap();
+    let report = cli_support::pipeline(
+        &bootstrap,
+        prefix,
+        |b| b,
+        || {
+            for i in 0..POLICY {
+                let resource = format!("doc/{i}");
+                tracing_omninode::audit!(
+                    action = "doc.delete",
+                    actor = "alice",
+                    resource = resource.as_str(),
+                    outcome = "success"
+                );
+            }
+        },
+    );
     assert_eq!(
         (report.dead_lettered, report.delivered),
         (POLICY as u64, 0),
@@ -95,22 +95,21 @@ fn copy(p: &BaseProducer, topic: &str, rec: &common::Consumed, extra: Option<(&s
 
 /// An audit event too large for the broker, dead-lettered truncated on the test broker.
 fn truncated_failure(bootstrap: &str, prefix: &str) {
-    let spool = common::spool_dir();
-    let (layer, guard) = common::builder(bootstrap, prefix, spool.path())
-        .message_max_bytes(20_000usize)
-        .build()
-        .unwrap();
     let blob = "x".repeat(30_000);
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-        tracing_omninode::audit!(
-            action = "report.export",
-            actor = "alice",
-            resource = "report/huge",
-            outcome = "success",
-            attachment = blob.as_str()
-        );
-    });
-    let report = guard.shutdown(Duration::from_secs(20)).unwrap();
+    let report = cli_support::pipeline(
+        bootstrap,
+        prefix,
+        |b| b.message_max_bytes(20_000usize),
+        || {
+            tracing_omninode::audit!(
+                action = "report.export",
+                actor = "alice",
+                resource = "report/huge",
+                outcome = "success",
+                attachment = blob.as_str()
+            );
+        },
+    );
     assert_eq!(report.dead_lettered, 1, "{report:?}");
 }
 

@@ -10,46 +10,46 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
-use tracing_subscriber::prelude::*;
 
 /// Emits, through a real pipeline: two audit events (tenants acme and globex), one
 /// security event, one agent execution (started + completed) under `corr`, one invalid
 /// audit event (dead-lettered), one application log.
 fn produce(bootstrap: &str, prefix: &str, corr: &str) {
-    let spool = common::spool_dir();
-    let (layer, guard) = common::builder(bootstrap, prefix, spool.path())
-        .build()
-        .unwrap();
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-        tracing_omninode::audit!(
-            action = "user.delete",
-            actor = "alice",
-            resource = "user/1",
-            outcome = "success"
-        );
-        tracing_omninode::audit!(
-            tenant_id = "globex",
-            action = "user.create",
-            actor = "bob",
-            resource = "user/2",
-            outcome = "success"
-        );
-        tracing_omninode::security!(
-            event_type = "permission_check",
-            user_id = "u-7",
-            resource = "billing",
-            decision = "deny"
-        );
-        tracing::info_span!("agent", agent_name = "coder", correlation_id = corr).in_scope(|| {});
-        tracing_omninode::audit!(
-            action = "user.delete",
-            actor = "eve",
-            resource = "user/3",
-            outcome = "maybe"
-        );
-        tracing::info!(order = 42, "order accepted");
-    });
-    let report = guard.shutdown(Duration::from_secs(20)).unwrap();
+    let report = cli_support::pipeline(
+        bootstrap,
+        prefix,
+        |b| b,
+        || {
+            tracing_omninode::audit!(
+                action = "user.delete",
+                actor = "alice",
+                resource = "user/1",
+                outcome = "success"
+            );
+            tracing_omninode::audit!(
+                tenant_id = "globex",
+                action = "user.create",
+                actor = "bob",
+                resource = "user/2",
+                outcome = "success"
+            );
+            tracing_omninode::security!(
+                event_type = "permission_check",
+                user_id = "u-7",
+                resource = "billing",
+                decision = "deny"
+            );
+            tracing::info_span!("agent", agent_name = "coder", correlation_id = corr)
+                .in_scope(|| {});
+            tracing_omninode::audit!(
+                action = "user.delete",
+                actor = "eve",
+                resource = "user/3",
+                outcome = "maybe"
+            );
+            tracing::info!(order = 42, "order accepted");
+        },
+    );
     assert_eq!(
         (report.delivered, report.dead_lettered),
         (6, 1),

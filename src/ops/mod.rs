@@ -1,5 +1,5 @@
 //! The operations half: what an operator runs against a cluster to see a topic ([`tail`]),
-//! check a stream, watch and count the dead-letter topics, and recover what was
+//! check a stream ([`check`]), watch and count the dead-letter topics, and recover what was
 //! dead-lettered. The `omninode-events` binary (feature `cli`) is a thin shell over these
 //! functions.
 //!
@@ -8,9 +8,12 @@
 //! except [`replay`], which commits its own group's offsets only after the broker
 //! acknowledged what it re-published.
 
+pub mod check;
 pub mod format;
 pub mod replay;
 pub mod tail;
+#[cfg(test)]
+mod test_support;
 
 pub use crate::kafka::admin_ops::create_catalog_topics;
 pub use crate::kafka::client::{ClientOptions, OpsError, DEFAULT_CLIENT_TIMEOUT};

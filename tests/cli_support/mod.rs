@@ -60,3 +60,22 @@ pub fn run_ok(bootstrap: &str, prefix: &str, args: &[&str], code: i32) -> Run {
     );
     r
 }
+
+/// Runs `body` with a test pipeline (`common::builder`, changed by `configure`) as the
+/// subscriber, shuts the pipeline down and returns its report.
+pub fn pipeline(
+    bootstrap: &str,
+    prefix: &str,
+    configure: impl FnOnce(tracing_omninode::Builder) -> tracing_omninode::Builder,
+    body: impl FnOnce(),
+) -> tracing_omninode::Report {
+    use tracing_subscriber::prelude::*;
+    let spool = crate::common::spool_dir();
+    let (layer, guard) = configure(crate::common::builder(bootstrap, prefix, spool.path()))
+        .build()
+        .expect("a valid test pipeline");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), body);
+    guard
+        .shutdown(Duration::from_secs(20))
+        .expect("the pipeline shuts down")
+}

@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, ValueEnum};
-use tracing_omninode::ops::{format::Format, ClientOptions, Start};
+use tracing_omninode::ops::{self, format::Format, ClientOptions, Start};
 
 use crate::CliError;
 
@@ -44,6 +44,31 @@ impl Global {
         opts.properties = self.property.clone();
         opts.timeout = self.timeout;
         Ok(opts)
+    }
+
+    /// The Kafka topics named (the prefix added), or with `all` every catalog topic and
+    /// DLQ twin under the prefix that the cluster has; `usage` when neither was given.
+    pub fn topics(
+        &self,
+        opts: &ClientOptions,
+        names: &[String],
+        all: bool,
+        usage: &str,
+    ) -> Result<Vec<String>, CliError> {
+        if all {
+            return Ok(ops::existing_catalog_topics(
+                opts,
+                &self.topic_prefix,
+                true,
+            )?);
+        }
+        if names.is_empty() {
+            return Err(CliError::Usage(usage.into()));
+        }
+        Ok(names
+            .iter()
+            .map(|t| ops::topic_name(&self.topic_prefix, t))
+            .collect())
     }
 }
 
@@ -140,7 +165,7 @@ pub(crate) fn time(s: &str) -> Result<SystemTime, String> {
 }
 
 /// `beginning`, `end`, or a [`time()`].
-fn start(s: &str) -> Result<Start, String> {
+pub(crate) fn start(s: &str) -> Result<Start, String> {
     match s {
         "beginning" => Ok(Start::Beginning),
         "end" => Ok(Start::End),

@@ -4,6 +4,7 @@
 
 mod args;
 mod dlq;
+mod validate;
 
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
@@ -37,6 +38,11 @@ enum Command {
     /// Print the events of OmniNode topics (and `.dlq` topics); never commits offsets.
     #[command(after_help = EXIT_CODES)]
     Tail(TailArgs),
+    /// Check envelopes against the shipped schemas and the rules schemas cannot express:
+    /// key = catalog partition key, headers = envelope, x-schema-hash = shipped file,
+    /// sequence gaps per producing instance. One line per problem, then a summary.
+    #[command(after_help = EXIT_CODES)]
+    Validate(validate::ValidateArgs),
     /// Count, watch and replay the dead-letter topics.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
@@ -98,18 +104,12 @@ fn colour() -> bool {
 }
 
 fn run_tail(opts: &ClientOptions, global: &Global, a: &TailArgs) -> Result<Outcome, CliError> {
-    let topics = if a.all {
-        ops::existing_catalog_topics(opts, &global.topic_prefix, true)?
-    } else if a.topics.is_empty() {
-        return Err(CliError::Usage(
-            "name the topics to tail (e.g. omninode.logging.audit.v1) or pass --all".into(),
-        ));
-    } else {
-        a.topics
-            .iter()
-            .map(|t| ops::topic_name(&global.topic_prefix, t))
-            .collect()
-    };
+    let topics = global.topics(
+        opts,
+        &a.topics,
+        a.all,
+        "name the topics to tail (e.g. omninode.logging.audit.v1) or pass --all",
+    )?;
     let req = tail::Request {
         topics,
         start: a.start(),
@@ -194,6 +194,7 @@ fn run(cli: &Cli) -> Result<Outcome, CliError> {
     match &cli.command {
         Command::Sanitize => sanitize(),
         Command::Tail(a) => run_tail(&opts()?, &cli.global, a),
+        Command::Validate(a) => validate::run(cli.global.client_options(), &cli.global, a),
         Command::Dlq(cmd) => dlq::run(&opts()?, &cli.global, cmd),
         Command::Topics(cmd) => run_topics(&opts()?, &cli.global, cmd),
     }

@@ -4,12 +4,11 @@ use super::progress::Progress;
 use super::*;
 use crate::contract::dlq::{dead_letter, Failure};
 use crate::contract::dlq::{DlqRecord, OriginalEvent, REPLAY_COUNT_HEADER};
-use crate::contract::envelope::{Envelope, Meta, Source};
-use crate::contract::events::{AuditEvent, Event as _, Outcome};
+use crate::contract::envelope::Source;
 use crate::contract::taxonomy::ErrorClass;
 use crate::contract::timestamp::Timestamp;
-use crate::contract::wire::to_record;
 use crate::kafka::consumer::Record;
+use crate::ops::test_support::audit_wire;
 use crate::sanitize::Sanitizer;
 
 const TOPIC: &str = "stg.omninode.logging.audit.v1";
@@ -17,27 +16,7 @@ const TOPIC: &str = "stg.omninode.logging.audit.v1";
 /// A DLQ record of a valid audit event, as the pipeline writes it, read back as a
 /// [`Record`]; `edit` may change the original's value first.
 fn dlq_record(max_bytes: usize, edit: impl Fn(&mut serde_json::Value)) -> Record {
-    let env = Envelope::new(
-        &AuditEvent {
-            action: "user.delete".into(),
-            actor: "alice".into(),
-            resource: "user/1".into(),
-            outcome: Outcome::Success,
-            ..Default::default()
-        },
-        Meta::sample(uuid::Uuid::now_v7()),
-    )
-    .unwrap();
-    let mut value = serde_json::to_value(&env).unwrap();
-    edit(&mut value);
-    let original = to_record(
-        &env,
-        AuditEvent::kind(),
-        value.to_string(),
-        "acme".into(),
-        "stg.",
-        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
-    );
+    let original = audit_wire("stg.", 7, edit);
     let w = dead_letter(
         &original,
         &Failure {
