@@ -18,79 +18,21 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::AUDIT;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-use rdkafka::ClientConfig;
+use rdkafka::producer::BaseProducer;
 use serde_json::Value;
 
 const POLICY: usize = 6;
 
-/// Audit events dead-lettered as NON_RETRYABLE_POLICY by a pipeline on a mock cluster.
-fn policy_failures(prefix: &str) -> Vec<common::Consumed> {
-    let mock = common::mock(prefix);
-    let bootstrap = mock.bootstrap_servers();
-    // One refusal; librdkafka then keeps the topic marked failed, so every event of the
-    // burst is refused the same way.
-    mock.request_errors(
-        RDKafkaApiKey::Produce,
-        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
-    );
-    let report = cli_support::pipeline(
-        &bootstrap,
-        prefix,
-        |b| b,
-        || {
-            for i in 0..POLICY {
-                let resource = format!("doc/{i}");
-                tracing_omninode::audit!(
-                    action = "doc.delete",
-                    actor = "alice",
-                    resource = resource.as_str(),
-                    outcome = "success"
-                );
-            }
-        },
-    );
-    assert_eq!(
-        (report.dead_lettered, report.delivered),
-        (POLICY as u64, 0),
-        "{report:?}"
-    );
-    let got = common::consume(
-        &bootstrap,
-        &[format!("{prefix}{AUDIT}.dlq")],
-        POLICY,
-        Duration::from_secs(10),
-    );
-    assert_eq!(got.len(), POLICY);
-    got
-}
-
 /// Writes a consumed record to `topic` on the test broker, headers and all.
 fn copy(p: &BaseProducer, topic: &str, rec: &common::Consumed, extra: Option<(&str, &str)>) {
-    let mut headers = OwnedHeaders::new();
-    for (k, v) in rec
+    let headers: Vec<(&str, &str)> = rec
         .headers
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .chain(extra)
-    {
-        headers = headers.insert(Header {
-            key: k,
-            value: Some(v),
-        });
-    }
-    let value = rec.value.to_string();
+        .collect();
     let key = rec.key.clone().unwrap_or_default();
-    p.send(
-        BaseRecord::to(topic)
-            .key(&key)
-            .payload(&value)
-            .headers(headers),
-    )
-    .map_err(|(e, _)| e)
-    .unwrap();
+    cli_support::write(p, topic, &key, &headers, &rec.value.to_string());
 }
 
 /// An audit event too large for the broker, dead-lettered truncated on the test broker.
@@ -123,17 +65,13 @@ fn replay_round_trip_refusals_dry_run_and_resume_after_kill() {
 
     // The DLQ: six policy failures, the first of them once more as if already replayed
     // three times (the limit), then one truncated record.
-    let failures = policy_failures(&prefix);
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
+    let failures = cli_support::policy_dead_letters(&prefix, POLICY);
+    let p = cli_support::producer(&bootstrap);
     // One record per produce request: tansu cannot fetch from the middle of a batch (it
     // returns the next batch), and the resumed replay starts between two records.
     let one_by_one = failures.iter().map(|r| (r, None));
     for (rec, extra) in one_by_one.chain([(&failures[0], Some(("x-replay-count", "3")))]) {
         copy(&p, &dlq, rec, extra);
-        p.flush(Duration::from_secs(10)).unwrap();
     }
     truncated_failure(&bootstrap, &prefix);
     fn args<'a>(extra: &[&'a str]) -> Vec<&'a str> {

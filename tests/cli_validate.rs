@@ -12,9 +12,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::AUDIT;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::ClientConfig;
+use rdkafka::producer::BaseProducer;
 use serde_json::Value;
 
 fn produce_clean(bootstrap: &str, prefix: &str) {
@@ -42,19 +40,12 @@ fn produce_clean(bootstrap: &str, prefix: &str) {
     assert_eq!(report.delivered, 5, "{report:?}");
 }
 
-/// Writes `value` to `topic` with `key` and `headers`, alone in its batch.
 fn write(p: &BaseProducer, topic: &str, key: &str, headers: &[(String, String)], value: &str) {
-    let mut h = OwnedHeaders::new();
-    for (k, v) in headers {
-        h = h.insert(Header {
-            key: k,
-            value: Some(v),
-        });
-    }
-    p.send(BaseRecord::to(topic).key(key).payload(value).headers(h))
-        .map_err(|(e, _)| e)
-        .unwrap();
-    p.flush(Duration::from_secs(10)).unwrap();
+    let h: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    cli_support::write(p, topic, key, &h, value);
 }
 
 fn set(h: &mut [(String, String)], name: &str, value: &str) {
@@ -88,10 +79,7 @@ fn validate_finds_each_kind_of_problem_and_none_in_a_clean_stream() {
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let value = good.value.to_string();
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
+    let p = cli_support::producer(&bootstrap);
     write(&p, &topic, "acme", &headers, "garbage, not JSON");
     let mut invalid = good.value.clone();
     invalid["payload"]["outcome"] = "maybe".into();

@@ -198,10 +198,12 @@ impl Reader {
         Self::assign(c, opts, parts, false)
     }
 
-    /// Reads each `(topic, partition)` from the given offset up to its end now.
+    /// Reads each `(topic, partition)` from the given offset, up to its end now unless
+    /// `follow`.
     pub fn open_ranges(
         opts: &ClientOptions,
         ranges: &[(String, i32, i64)],
+        follow: bool,
     ) -> Result<Reader, OpsError> {
         let group = format!("omninode-events-range-{}", uuid::Uuid::now_v7());
         let c = consumer(opts, &group)?;
@@ -209,7 +211,7 @@ impl Reader {
             .iter()
             .map(|(t, p, o)| (t.clone(), *p, From::Offset(*o)))
             .collect();
-        Self::assign(c, opts, parts, false)
+        Self::assign(c, opts, parts, follow)
     }
 
     fn partitions(
@@ -282,6 +284,14 @@ impl Reader {
             follow,
             timeout: opts.timeout,
         })
+    }
+
+    /// The next offset to read of every partition.
+    pub fn positions(&self) -> Vec<(String, i32, i64)> {
+        self.parts
+            .iter()
+            .map(|((t, p), (next, _))| (t.clone(), *p, *next))
+            .collect()
     }
 
     /// Whether every partition has been read up to its end (never, when following).

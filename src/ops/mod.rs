@@ -10,7 +10,9 @@
 
 pub mod check;
 pub mod format;
+pub mod monitor;
 pub mod replay;
+pub mod stats;
 pub mod tail;
 #[cfg(test)]
 mod test_support;

@@ -79,3 +79,75 @@ pub fn pipeline(
         .shutdown(Duration::from_secs(20))
         .expect("the pipeline shuts down")
 }
+
+/// `n` audit events dead-lettered as NON_RETRYABLE_POLICY (`TopicAuthorizationFailed`) by
+/// a real pipeline on librdkafka's mock cluster, the only way to make a broker refuse a
+/// topic here, read back from the mock's DLQ topic.
+pub fn policy_dead_letters(prefix: &str, n: usize) -> Vec<crate::common::Consumed> {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let mock = crate::common::mock(prefix);
+    let bootstrap = mock.bootstrap_servers();
+    // One refusal; librdkafka then keeps the topic marked failed, so every event of the
+    // burst is refused the same way.
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
+    );
+    let report = pipeline(
+        &bootstrap,
+        prefix,
+        |b| b,
+        || {
+            for i in 0..n {
+                let resource = format!("doc/{i}");
+                tracing_omninode::audit!(
+                    action = "doc.delete",
+                    actor = "alice",
+                    resource = resource.as_str(),
+                    outcome = "success"
+                );
+            }
+        },
+    );
+    assert_eq!(
+        (report.dead_lettered, report.delivered),
+        (n as u64, 0),
+        "{report:?}"
+    );
+    let dlq = format!("{prefix}{}.dlq", crate::common::AUDIT);
+    let got = crate::common::consume(&bootstrap, &[dlq], n, Duration::from_secs(10));
+    assert_eq!(got.len(), n);
+    got
+}
+
+/// Writes `value` to `topic` with `key` and `headers`, alone in its produce request (tansu
+/// cannot fetch from the middle of a batch: it returns the next one).
+pub fn write(
+    p: &rdkafka::producer::BaseProducer,
+    topic: &str,
+    key: &str,
+    headers: &[(&str, &str)],
+    value: &str,
+) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{BaseRecord, Producer};
+    let mut h = OwnedHeaders::new();
+    for (k, v) in headers {
+        h = h.insert(Header {
+            key: k,
+            value: Some(*v),
+        });
+    }
+    p.send(BaseRecord::to(topic).key(key).payload(value).headers(h))
+        .map_err(|(e, _)| e)
+        .expect("produce");
+    p.flush(Duration::from_secs(10)).expect("flush");
+}
+
+/// A producer for [`write`].
+pub fn producer(bootstrap: &str) -> rdkafka::producer::BaseProducer {
+    rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("producer")
+}

@@ -1,16 +1,30 @@
 //! `dlq stats`, `dlq monitor`, `dlq replay`.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use tracing_omninode::ops::{self, replay, ClientOptions};
+use tracing_omninode::ops::{self, monitor, replay, stats, ClientOptions};
 use tracing_omninode::Timestamp;
+use tracing_subscriber::prelude::*;
 
-use crate::args::{time, Global};
+use crate::args::{duration, time, Global};
 use crate::{stop_flag, CliError, Outcome, EXIT_CODES};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum DlqCommand {
+    /// Count what every *.dlq topic under the prefix holds, by error class and code, with
+    /// the oldest and newest dead_lettered_at.
+    #[command(after_help = EXIT_CODES)]
+    Stats,
+    /// Watch every *.dlq topic and alert when one grows.
+    ///
+    /// A topic that grew by --threshold records since its last alert, once --cooldown has
+    /// passed, gives a line on stderr and an omninode.logging.application.v1 event with
+    /// code OMNINODE_DLQ_THRESHOLD (topic, growth, classes) sent through the crate's own
+    /// pipeline. Runs until interrupted (Ctrl-C, SIGTERM), then flushes and exits 0.
+    #[command(after_help = EXIT_CODES)]
+    Monitor(MonitorArgs),
     /// Re-publish dead-lettered events to the topic they were bound for.
     ///
     /// Each record's original event goes to its original topic with its key and headers
@@ -54,6 +68,19 @@ pub(crate) struct ReplayArgs {
     max_replays: u32,
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct MonitorArgs {
+    /// Records of growth since a topic's last alert that make a new alert.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    threshold: u64,
+    /// Least time between two alerts of one topic.
+    #[arg(long, default_value = "15m", value_parser = duration)]
+    cooldown: Duration,
+    /// How often to check the rule and look for new DLQ topics.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    interval: Duration,
+}
+
 /// `N/s` or `N`, a positive number of records per second.
 fn rate(s: &str) -> Result<f64, String> {
     let n = s.trim().strip_suffix("/s").unwrap_or(s.trim());
@@ -70,6 +97,8 @@ pub(crate) fn run(
 ) -> Result<Outcome, CliError> {
     match cmd {
         DlqCommand::Replay(a) => run_replay(opts, global, a),
+        DlqCommand::Stats => run_stats(opts, global),
+        DlqCommand::Monitor(a) => run_monitor(opts, global, a),
     }
 }
 
@@ -141,4 +170,77 @@ fn print_histogram(h: &BTreeMap<(String, String), u64>) {
         let bar = "#".repeat(((n * 40).div_ceil(most)) as usize);
         println!("{n:>7}  {class:<26} {code:<28} {bar}");
     }
+}
+
+fn run_stats(opts: &ClientOptions, global: &Global) -> Result<Outcome, CliError> {
+    let s = stats::run(opts, &global.topic_prefix, &stop_flag())?;
+    let time = |t: Option<Timestamp>| t.map_or_else(|| "-".to_owned(), |t| t.to_string());
+    println!(
+        "{:<50} {:<26} {:<26} {:>7}  {:<27}  {:<27}",
+        "TOPIC", "CLASS", "CODE", "COUNT", "OLDEST", "NEWEST"
+    );
+    for ((topic, class, code), row) in &s.rows {
+        println!(
+            "{topic:<50} {class:<26} {code:<26} {:>7}  {:<27}  {:<27}",
+            row.count,
+            time(row.oldest),
+            time(row.newest)
+        );
+    }
+    let empty = s
+        .topics
+        .iter()
+        .filter(|t| !s.rows.keys().any(|(r, _, _)| r == *t))
+        .count();
+    println!(
+        "{} records in {} DLQ topics ({empty} empty)",
+        s.total(),
+        s.topics.len()
+    );
+    Ok(Outcome::Ok)
+}
+
+fn run_monitor(
+    opts: &ClientOptions,
+    global: &Global,
+    a: &MonitorArgs,
+) -> Result<Outcome, CliError> {
+    let thresholds = monitor::Thresholds {
+        threshold: a.threshold,
+        cooldown: a.cooldown,
+    };
+    // The alerts travel through the crate's own pipeline, to the application-log topic.
+    let (layer, guard) = opts
+        .pipeline_builder("omninode-events")
+        .topic_prefix(global.topic_prefix.clone())
+        .build()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let stop = stop_flag();
+    let result = monitor::run(
+        opts,
+        &global.topic_prefix,
+        thresholds,
+        a.interval,
+        &stop,
+        |topics| eprintln!("omninode-events: watching {} DLQ topics", topics.len()),
+        |alert| {
+            eprintln!(
+                "omninode-events: ALERT {} grew by {} records ({}) [{}]",
+                alert.topic,
+                alert.growth,
+                alert.classes_text(),
+                monitor::ALERT_CODE
+            );
+            tracing::dispatcher::with_default(&dispatch, || {
+                tracing_omninode::emit(alert.event(&thresholds))
+            });
+        },
+    );
+    match guard.shutdown(Duration::from_secs(10)) {
+        Ok(report) => eprintln!("omninode-events: monitor stopped ({report})"),
+        Err(e) => eprintln!("omninode-events: monitor stopped; the alert pipeline: {e}"),
+    }
+    result?;
+    Ok(Outcome::Ok)
 }
