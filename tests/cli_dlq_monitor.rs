@@ -19,17 +19,7 @@ fn dead_letter(bootstrap: &str, prefix: &str, n: usize) {
         bootstrap,
         prefix,
         |b| b,
-        || {
-            for i in 0..n {
-                let resource = format!("doc/{i}");
-                tracing_omninode::audit!(
-                    action = "doc.read",
-                    actor = "bob",
-                    resource = resource.as_str(),
-                    outcome = "unknown"
-                );
-            }
-        },
+        || cli_support::audits(n, "unknown"),
     );
     assert_eq!(report.dead_lettered, n as u64, "{report:?}");
 }
@@ -89,13 +79,7 @@ fn monitor_alerts_once_per_crossing_and_respects_the_cooldown() {
     let quiet = next(COOLDOWN + Duration::from_secs(2));
     assert!(quiet.is_none(), "{quiet:?}");
 
-    let pid = child.id().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(cli_support::terminate(&mut child), Some(0));
     let (_, stopped) = next(Duration::from_secs(5)).expect("a last line");
     assert!(
         stopped.starts_with("omninode-events: monitor stopped"),

@@ -170,11 +170,5 @@ fn follow_prints_records_that_arrive_later() {
     assert!(first.contains("actor=alice"), "{first}");
     assert!(second.contains("actor=bob"), "{second}");
     // SIGTERM: a clean stop.
-    let pid = child.id().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(cli_support::terminate(&mut child), Some(0));
 }

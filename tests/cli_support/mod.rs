@@ -93,22 +93,7 @@ pub fn policy_dead_letters(prefix: &str, n: usize) -> Vec<crate::common::Consume
         RDKafkaApiKey::Produce,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
     );
-    let report = pipeline(
-        &bootstrap,
-        prefix,
-        |b| b,
-        || {
-            for i in 0..n {
-                let resource = format!("doc/{i}");
-                tracing_omninode::audit!(
-                    action = "doc.delete",
-                    actor = "alice",
-                    resource = resource.as_str(),
-                    outcome = "success"
-                );
-            }
-        },
-    );
+    let report = pipeline(&bootstrap, prefix, |b| b, || audits(n, "success"));
     assert_eq!(
         (report.dead_lettered, report.delivered),
         (n as u64, 0),
@@ -150,4 +135,28 @@ pub fn producer(bootstrap: &str) -> rdkafka::producer::BaseProducer {
         .set("bootstrap.servers", bootstrap)
         .create()
         .expect("producer")
+}
+
+/// Emits `n` audit events (`doc/0`, `doc/1`, ...) with `outcome`; one the catalog does not
+/// allow makes the pipeline dead-letter them.
+pub fn audits(n: usize, outcome: &str) {
+    for i in 0..n {
+        let resource = format!("doc/{i}");
+        tracing_omninode::audit!(
+            action = "doc.delete",
+            actor = "alice",
+            resource = resource.as_str(),
+            outcome = outcome
+        );
+    }
+}
+
+/// Stops a child with SIGTERM and returns its exit code.
+pub fn terminate(child: &mut std::process::Child) -> Option<i32> {
+    let pid = child.id().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill -TERM");
+    child.wait().expect("wait for the child").code()
 }
