@@ -209,6 +209,9 @@ pub fn pretty(rec: &Record, facts: &Facts, colour: bool) -> String {
     if let Some(c) = &facts.correlation_id {
         let _ = write!(line, " corr={c}");
     }
+    if let Some(n) = rec.header(crate::contract::dlq::REPLAY_COUNT_HEADER) {
+        let _ = write!(line, " replay={n}");
+    }
     let payload = env.and_then(|e| e.get("payload"));
     for field in highlights(event_type) {
         if let Some(v) = payload.and_then(|p| p.get(*field)).filter(|v| !v.is_null()) {
@@ -327,9 +330,13 @@ mod tests {
 
     #[test]
     fn headers_win_and_foreign_values_are_shown() {
-        let rec = record(json!("plain text"), &[("x-event-type", "omninode.x.v1")]);
+        let rec = record(
+            json!("plain text"),
+            &[("x-event-type", "omninode.x.v1"), ("x-replay-count", "2")],
+        );
         let facts = Facts::of(&rec);
         assert_eq!(facts.event_type.as_deref(), Some("omninode.x.v1"));
+        assert!(pretty(&rec, &facts, false).contains(" replay=2 "));
         assert!(pretty(&rec, &facts, false).contains("value=\"\\\"plain text\\\"\""));
         let j: Value = serde_json::from_str(&json(&rec)).unwrap();
         assert_eq!(j["headers"]["x-event-type"], "omninode.x.v1");
