@@ -304,7 +304,7 @@ impl Reader {
     }
 
     /// The next record, waiting at most `wait`; `None` when none came (or when
-    /// [`Reader::finished`]).
+    /// [`Reader::finished`]). Each offset of a partition comes at most once, in order.
     pub fn next(&mut self, wait: Duration) -> Result<Option<Record>, OpsError> {
         if self.finished() {
             return Ok(None);
@@ -320,7 +320,12 @@ impl Reader {
             Some(Ok(m)) => {
                 let topic = m.topic().to_owned();
                 if let Some(part) = self.parts.get_mut(&(topic.clone(), m.partition())) {
-                    part.0 = part.0.max(m.offset() + 1);
+                    // Each offset once, in order: a broker that serves a batch again (tansu,
+                    // asked for an offset inside a batch) must not repeat records.
+                    if m.offset() < part.0 {
+                        return Ok(None);
+                    }
+                    part.0 = m.offset() + 1;
                 }
                 let headers = m
                     .headers()
