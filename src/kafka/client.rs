@@ -150,15 +150,6 @@ impl OpsError {
             },
         }
     }
-
-    /// Whether the failure is about the cluster or the configuration (exit code 2 in the
-    /// CLI) rather than the data.
-    pub fn is_connection(&self) -> bool {
-        matches!(
-            self,
-            OpsError::Unreachable { .. } | OpsError::Config(_) | OpsError::Kafka { .. }
-        )
-    }
 }
 
 #[cfg(test)]

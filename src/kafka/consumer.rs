@@ -104,25 +104,6 @@ pub fn list_topics(opts: &ClientOptions) -> Result<Vec<TopicInfo>, OpsError> {
     topics_of(&consumer(opts, "omninode-events-metadata")?, opts)
 }
 
-/// The number of records each partition of `topic` holds now (high minus low watermark),
-/// by partition.
-pub fn partition_sizes(
-    opts: &ClientOptions,
-    topic: &TopicInfo,
-) -> Result<Vec<(i32, i64, i64)>, OpsError> {
-    let c = consumer(opts, "omninode-events-metadata")?;
-    topic
-        .partitions
-        .iter()
-        .map(|&p| {
-            let (low, high) = c
-                .fetch_watermarks(&topic.name, p, opts.timeout)
-                .map_err(|e| OpsError::kafka("reading watermarks", e))?;
-            Ok((p, low, high))
-        })
-        .collect()
-}
-
 /// Reads a set of partitions, each from its own start offset; without `follow` it stops
 /// at the high watermark each partition had when the reader was opened.
 pub struct Reader {
@@ -132,7 +113,6 @@ pub struct Reader {
     /// The last poll found nothing buffered.
     idle: bool,
     follow: bool,
-    timeout: Duration,
 }
 
 impl std::fmt::Debug for Reader {
@@ -282,7 +262,6 @@ impl Reader {
             parts: resolved,
             idle: false,
             follow,
-            timeout: opts.timeout,
         })
     }
 
@@ -380,10 +359,5 @@ impl Reader {
         self.consumer
             .commit(&tpl, CommitMode::Sync)
             .map_err(|e| OpsError::kafka("committing offsets", e))
-    }
-
-    /// The time requests of this reader may take.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
     }
 }

@@ -19,7 +19,7 @@ mod test_support;
 
 pub use crate::kafka::admin_ops::create_catalog_topics;
 pub use crate::kafka::client::{ClientOptions, OpsError, DEFAULT_CLIENT_TIMEOUT};
-pub use crate::kafka::consumer::{list_topics, partition_sizes, Reader, Record, Start, TopicInfo};
+pub use crate::kafka::consumer::{list_topics, Reader, Record, Start, TopicInfo};
 
 use crate::contract::catalog::{lookup, CATALOG};
 use crate::contract::dlq::DLQ_SUFFIX;
