@@ -14,6 +14,10 @@ fn unreachable_broker_is_a_clear_error_within_the_timeout() {
         &["tail", "omninode.logging.audit.v1"],
         &["topics", "list"],
         &["topics", "create"],
+        &["validate", "--all"],
+        &["dlq", "stats"],
+        &["dlq", "monitor"],
+        &["dlq", "replay", "--topic", "omninode.logging.audit.v1.dlq"],
     ] {
         let r = cli_support::run(&dead, "", &[args, &["--timeout", "2s"]].concat());
         assert_eq!(r.code, Some(2), "{args:?}: {r:?}");
