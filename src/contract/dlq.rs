@@ -173,10 +173,14 @@ impl DlqRecord {
     pub fn parse(value: &[u8]) -> Result<DlqRecord, DlqParseError> {
         let raw: RawDlq<'_> =
             serde_json::from_slice(value).map_err(|e| DlqParseError(e.to_string()))?;
+        // The raw text starts with the value itself: an object is kept as it is (no second
+        // parse), a string is decoded.
         let text = raw.original_event.get();
-        let original_event = match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(_)) => OriginalEvent::Json(text.to_owned()),
-            Ok(Value::String(s)) => OriginalEvent::Text(s),
+        let original_event = match text.as_bytes().first() {
+            Some(b'{') => OriginalEvent::Json(text.to_owned()),
+            Some(b'"') => OriginalEvent::Text(
+                serde_json::from_str(text).map_err(|e| DlqParseError(e.to_string()))?,
+            ),
             _ => {
                 return Err(DlqParseError(
                     "original_event is neither an envelope nor text".into(),

@@ -30,7 +30,9 @@ use crate::kafka::producer::{Producer, Refused};
 use crate::ops::POLL;
 
 use progress::Progress;
-pub use rules::{decide, default_group, Decision, Refusal, Request, DEFAULT_MAX_REPLAYS};
+pub use rules::{
+    decide, decide_parsed, default_group, Decision, Refusal, Request, DEFAULT_MAX_REPLAYS,
+};
 
 /// What a replay reports as it goes.
 #[derive(Debug)]
@@ -148,12 +150,15 @@ impl Run<'_> {
         let s = &mut self.summary;
         s.read += 1;
         self.progress.read(&rec.topic, rec.partition, rec.offset);
-        if let Ok(d) = DlqRecord::parse(rec.value.as_deref().unwrap_or_default()) {
-            *s.histogram
-                .entry((d.error.class, d.error.code))
-                .or_default() += 1;
-        }
-        match decide(&rec, self.req, exists) {
+        let decision = match DlqRecord::parse(rec.value.as_deref().unwrap_or_default()) {
+            Ok(d) => {
+                let class_code = (d.error.class.clone(), d.error.code.clone());
+                *s.histogram.entry(class_code).or_default() += 1;
+                decide_parsed(&rec, d, self.req, exists)
+            }
+            Err(e) => Decision::Refuse(Refusal::NotDlqRecord(e.to_string())),
+        };
+        match decision {
             Decision::Skip => {
                 s.skipped += 1;
                 self.progress.settle(&rec.topic, rec.partition, rec.offset);

@@ -169,11 +169,19 @@ pub enum Decision {
 /// Decides what happens to one record read from `req.dlq_topic`; `exists` says whether a
 /// topic is on the cluster. Pure, so every rule has a unit test.
 pub fn decide(rec: &Record, req: &Request, exists: &dyn Fn(&str) -> bool) -> Decision {
-    let value = rec.value.as_deref().unwrap_or_default();
-    let d = match DlqRecord::parse(value) {
-        Ok(d) => d,
-        Err(e) => return Decision::Refuse(Refusal::NotDlqRecord(e.to_string())),
-    };
+    match DlqRecord::parse(rec.value.as_deref().unwrap_or_default()) {
+        Ok(d) => decide_parsed(rec, d, req, exists),
+        Err(e) => Decision::Refuse(Refusal::NotDlqRecord(e.to_string())),
+    }
+}
+
+/// [`decide`] for a record whose value was already parsed as `d`.
+pub fn decide_parsed(
+    rec: &Record,
+    d: DlqRecord,
+    req: &Request,
+    exists: &dyn Fn(&str) -> bool,
+) -> Decision {
     if !req.in_scope(&d) {
         return Decision::Skip;
     }
