@@ -7,8 +7,6 @@
 mod cli_support;
 mod common;
 
-use std::io::Write;
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::AUDIT;
@@ -167,18 +165,8 @@ fn validate_finds_each_kind_of_problem_and_none_in_a_clean_stream() {
         .filter(|r| r["value"].is_object())
         .map(|r| format!("{}\n", r["value"]))
         .collect();
-    let mut child = cli_support::command(&bootstrap, &prefix, &["validate", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(envelopes.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let validate = cli_support::command(&bootstrap, &prefix, &["validate", "-"]);
+    let out = cli_support::with_stdin(validate, &envelopes);
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(

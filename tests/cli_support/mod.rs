@@ -160,3 +160,21 @@ pub fn terminate(child: &mut std::process::Child) -> Option<i32> {
         .expect("kill -TERM");
     child.wait().expect("wait for the child").code()
 }
+
+/// Runs `cmd` to its end with `input` on its stdin.
+pub fn with_stdin(mut cmd: Command, input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run omninode-events");
+    child
+        .stdin
+        .take()
+        .expect("a piped stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait for omninode-events")
+}
