@@ -76,10 +76,12 @@
 // worker's, `kafka` is the only place that names rdkafka. Lower folders never import higher
 // ones and `capture` never imports `pipeline`; this file wires them together.
 pub mod config;
+pub mod consumer;
 pub mod contract;
 pub mod guard;
 mod macros;
 pub mod metrics;
+pub mod ops;
 pub mod sanitize;
 pub mod spool;
 

@@ -1,12 +1,12 @@
 //! The `omninode-events` binary: `topics create` makes the 38 topics (twice is fine),
 //! `topics list` shows them, `sanitize` cleans stdin.
 
+mod cli_support;
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_omninode-events");
+use cli_support::BIN;
 
 #[test]
 fn topics_create_makes_38_topics_and_is_idempotent() {
@@ -68,19 +68,9 @@ fn bad_arguments_exit_nonzero_with_usage() {
 #[test]
 fn sanitize_cleans_a_whole_stream_including_multiline_pem() {
     let input = "user=bob password=hunter2\n-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\nVTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n-----END RSA PRIVATE KEY-----\nrequest 0190f0f0-0000-7000-8000-000000000001 ok\n";
-    let mut child = Command::new(BIN)
-        .arg("sanitize")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut sanitize = Command::new(BIN);
+    sanitize.arg("sanitize");
+    let out = cli_support::with_stdin(sanitize, input);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(!text.contains("hunter2"), "{text}");

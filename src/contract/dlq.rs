@@ -99,6 +99,107 @@ pub(crate) fn dead_letter(
     }
 }
 
+/// Prefix of the headers a DLQ record adds to the original's (`x-dlq-error-class`, ...).
+pub const DLQ_HEADER_PREFIX: &str = "x-dlq-";
+
+/// How many times a record was re-published from a DLQ (`dlq replay` sets it on what it
+/// re-sends, one more than the DLQ record carried).
+pub const REPLAY_COUNT_HEADER: &str = "x-replay-count";
+
+/// The `error` object of a DLQ record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct DlqError {
+    /// The taxonomy class (`NON_RETRYABLE_VALIDATION`, ...).
+    pub class: String,
+    /// The error code (`MessageSizeTooLarge`, `SchemaValidation`, ...).
+    pub code: String,
+    /// The (sanitized) message.
+    pub message: String,
+    /// Whether the class allows retries.
+    pub retryable: bool,
+}
+
+/// What `original_event` carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginalEvent {
+    /// The envelope as JSON text, exactly as the DLQ record holds it.
+    Json(String),
+    /// Text: a truncated envelope, or a value that was not JSON.
+    Text(String),
+}
+
+/// A DLQ record read back (SPEC §3), as the pipeline writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DlqRecord {
+    /// The topic the event was bound for (with any prefix).
+    pub original_topic: String,
+    /// The failed event.
+    pub original_event: OriginalEvent,
+    /// Whether `original_event` was cut to fit the DLQ.
+    pub original_event_truncated: bool,
+    /// Why it failed.
+    pub error: DlqError,
+    /// Retries made before it was dead-lettered.
+    pub retry_count: u32,
+    /// When the first attempt failed.
+    pub first_failed_at: Timestamp,
+    /// When it was dead-lettered.
+    pub dead_lettered_at: Timestamp,
+    /// Who dead-lettered it.
+    pub producer: Source,
+}
+
+/// Why bytes are not a DLQ record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a DLQ record (SPEC §3): {0}")]
+pub struct DlqParseError(pub String);
+
+#[derive(serde::Deserialize)]
+struct RawDlq<'a> {
+    original_topic: String,
+    #[serde(borrow)]
+    original_event: &'a serde_json::value::RawValue,
+    original_event_truncated: bool,
+    error: DlqError,
+    retry_count: u32,
+    first_failed_at: Timestamp,
+    dead_lettered_at: Timestamp,
+    producer: Source,
+}
+
+impl DlqRecord {
+    /// Parses the value of a DLQ record; anything else (not JSON, a foreign record, a
+    /// missing or mistyped field) is a [`DlqParseError`] that says what is wrong.
+    pub fn parse(value: &[u8]) -> Result<DlqRecord, DlqParseError> {
+        let raw: RawDlq<'_> =
+            serde_json::from_slice(value).map_err(|e| DlqParseError(e.to_string()))?;
+        // The raw text starts with the value itself: an object is kept as it is (no second
+        // parse), a string is decoded.
+        let text = raw.original_event.get();
+        let original_event = match text.as_bytes().first() {
+            Some(b'{') => OriginalEvent::Json(text.to_owned()),
+            Some(b'"') => OriginalEvent::Text(
+                serde_json::from_str(text).map_err(|e| DlqParseError(e.to_string()))?,
+            ),
+            _ => {
+                return Err(DlqParseError(
+                    "original_event is neither an envelope nor text".into(),
+                ))
+            }
+        };
+        Ok(DlqRecord {
+            original_topic: raw.original_topic,
+            original_event,
+            original_event_truncated: raw.original_event_truncated,
+            error: raw.error,
+            retry_count: raw.retry_count,
+            first_failed_at: raw.first_failed_at,
+            dead_lettered_at: raw.dead_lettered_at,
+            producer: raw.producer,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +268,54 @@ mod tests {
                     .starts_with("{\"blob\""),
                 "{filler}"
             );
+        }
+    }
+
+    #[test]
+    fn parse_reads_back_what_dead_letter_writes() {
+        let rec = dead_letter(
+            &original(r#"{"b":1,"a":[2]}"#.into()),
+            &failure(),
+            &Source::default(),
+            &Sanitizer::default(),
+            1_000_000,
+        );
+        let back = DlqRecord::parse(rec.value.as_bytes()).unwrap();
+        assert_eq!(back.original_topic, "omninode.logging.audit.v1");
+        let OriginalEvent::Json(text) = &back.original_event else {
+            panic!("{back:?}")
+        };
+        let v: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(v, json!({"a": [2], "b": 1}));
+        assert!(!back.original_event_truncated);
+        assert_eq!(back.error.class, "NON_RETRYABLE_VALIDATION");
+        assert_eq!(back.error.code, "MessageSizeTooLarge");
+        assert!(!back.error.message.contains("hunter2"));
+        assert!(back.first_failed_at <= back.dead_lettered_at);
+
+        let big = format!(r#"{{"blob":"{}"}}"#, "x".repeat(50_000));
+        let cut = dead_letter(
+            &original(big),
+            &failure(),
+            &Source::default(),
+            &Sanitizer::default(),
+            30_000,
+        );
+        let back = DlqRecord::parse(cut.value.as_bytes()).unwrap();
+        assert!(back.original_event_truncated);
+        assert!(matches!(back.original_event, OriginalEvent::Text(t) if t.starts_with("{\"blob")));
+    }
+
+    #[test]
+    fn parse_refuses_what_is_not_a_dlq_record() {
+        for bad in [
+            &b"not json"[..],
+            br#"{"event_id":"x"}"#,
+            br#"{"original_topic":"t","original_event":3,"original_event_truncated":false,"error":{"class":"A","code":"B","message":"","retryable":false},"retry_count":0,"first_failed_at":"2026-11-28T14:03:07.123456Z","dead_lettered_at":"2026-11-28T14:03:07.123456Z","producer":{"service_name":"s","instance_id":"i"}}"#,
+            br#"{"original_topic":"t","original_event":{},"original_event_truncated":false,"error":{"class":"A","code":"B","message":"","retryable":false},"retry_count":0,"first_failed_at":"yesterday","dead_lettered_at":"2026-11-28T14:03:07.123456Z","producer":{"service_name":"s","instance_id":"i"}}"#,
+        ] {
+            let e = DlqRecord::parse(bad).unwrap_err();
+            assert!(e.to_string().starts_with("not a DLQ record"), "{e}");
         }
     }
 }

@@ -2,6 +2,9 @@
 //! librdkafka errors into the taxonomy, and topic administration. No rdkafka type leaves
 //! this folder, so the crate could change Kafka client here alone.
 
+pub mod admin_ops;
 pub(crate) mod classify;
+pub mod client;
+pub mod consumer;
 pub(crate) mod producer;
 pub mod topics;
