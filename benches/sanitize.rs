@@ -16,7 +16,7 @@
 //! Goals: (a) ≥ 200 MB/s, (b) ≥ 50 MB/s, (d) time proportional to the size. Each batch is
 //! 32 lines, about 6.3 KB.
 //!
-//! Last measured on 2026-11-29, 2 shared cores (AMD EPYC), `cargo bench --bench sanitize --
+//! Last measured on 2026-12-04, 2 shared cores (AMD EPYC), `cargo bench --bench sanitize --
 //! --warm-up-time 1 --measurement-time 3` (criterion prints MiB/s; MB/s = MiB/s × 1.049):
 //!
 //! | batch        | time per batch | throughput               | same run, before the bound |
@@ -33,10 +33,10 @@
 //! | monkey        | 9.3 ms   | 38 ms    | 149 ms   | 115 ms at 16 KiB, 2.7 s at 64 KiB     |
 //! | fake_tail     | 3.9 ms   | 17 ms    | 63 ms    | 2.3 s at 64 KiB, 41 s at 256 KiB      |
 //! | pem_headers   | 2.0 ms   | 8.2 ms   | 37 ms    | 105 ms, 0.99 s, 19.9 s                |
-//! | odbc_brace    | 58 ms    | 247 ms   | 1.0 s    | 0.66 s, 5.8 s at 256 KiB              |
+//! | odbc_brace    | 58 ms    | 247 ms   | 1.0 s    | 0.66 s at 64 KiB, 5.8 s at 256 KiB    |
 //! | authorization | 47 ms    | 184 ms   | 650 ms   | 19 ms, 127 ms, 426 ms (linear)        |
 //!
-//! Before 2026-11-29 (the work bound):
+//! Before 2026-12-04 (the work bound):
 //!
 //! | batch        | time per batch | throughput               |
 //! |--------------|----------------|--------------------------|

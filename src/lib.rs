@@ -62,6 +62,9 @@
 //!
 //! - `opentelemetry`: `x-traceparent` carries the OpenTelemetry trace of the current span
 //!   (with `tracing-opentelemetry`); otherwise it is derived from the correlation id.
+//! - `cli`: the `omninode-events` tool (tail, validate, DLQ stats/monitor/replay, topics,
+//!   sanitize); the library never needs it.
+//! - `failpoints`: fault-injection points for the crate's own tests; never in production.
 //!
 //! ## Limits
 //!
