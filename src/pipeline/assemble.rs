@@ -5,7 +5,8 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::capture::record::{fields_into, Body, Captured, Causation, FieldValue};
+use crate::capture::record::{fields_into, Body, Captured, Causation};
+use crate::capture::visit::field_text;
 use crate::config::Config;
 use crate::contract::catalog::{self, EventKind};
 use crate::contract::envelope::{Envelope, Meta, Source};
@@ -98,14 +99,11 @@ pub(crate) fn envelope(
         Body::Audit(fields) | Body::Security(fields) => {
             let mut p = Map::new();
             fields_into(&mut p, &fields);
-            if let Some(FieldValue::Str(t)) = fields
-                .iter()
-                .find(|(n, _)| *n == "tenant_id")
-                .map(|(_, v)| v)
-            {
-                if !t.is_empty() {
-                    tenant_id = t.clone();
-                }
+            // A tenant is never guessed: any scalar (`tenant_id = 42`) is the tenant, as
+            // its string form, in the envelope, the payload, the key and `x-tenant`.
+            if let Some(t) = field_text(&fields, "tenant_id").filter(|t| !t.is_empty()) {
+                p.insert("tenant_id".into(), Value::String(t.clone()));
+                tenant_id = t;
             }
             Value::Object(p)
         }
@@ -114,7 +112,7 @@ pub(crate) fn envelope(
             Err(err) => Value::String(format!("payload could not be serialized: {err}")),
         },
     };
-    let mut env = Envelope::from_payload(
+    let env = Envelope::from_payload(
         kind,
         payload,
         Meta {
@@ -131,9 +129,6 @@ pub(crate) fn envelope(
             sequence: ev.sequence,
         },
     );
-    if let Some(Value::String(trace)) = env.payload.get_mut("error_stack_trace") {
-        cap(trace, STACK_TRACE_CAP);
-    }
     let traceparent = span
         .and_then(|s| s.otel_traceparent.clone())
         .unwrap_or_else(|| {
@@ -154,6 +149,11 @@ pub(crate) fn assemble(config: &Config, ev: Captured) -> Assembled {
     // cannot hold secrets; everything that can carry caller text is sanitized.
     let mut payload = std::mem::take(&mut env.payload);
     sanitizer.sanitize_json(&mut payload);
+    // Capped after sanitizing: a secret cut at the cap would no longer match its rule and
+    // ship half-visible; a cut marker shows nothing.
+    if let Some(Value::String(trace)) = payload.get_mut("error_stack_trace") {
+        cap(trace, STACK_TRACE_CAP);
+    }
     for text in [
         &mut env.tenant_id,
         &mut env.namespace,
@@ -213,7 +213,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::capture::record::SpanCtx;
+    use crate::capture::record::{FieldValue, SpanCtx};
     use crate::contract::events::QualityGatePassed;
     use crate::contract::timestamp::Timestamp;
     use crate::contract::wire::header;
@@ -309,6 +309,52 @@ mod tests {
         assert_eq!(a.record.header(header::TENANT), Some("initech"));
         // The time field is filled from the capture time.
         assert!(value(&a)["payload"]["timestamp"].is_string());
+    }
+
+    #[test]
+    fn an_integer_tenant_is_the_tenant_as_text_everywhere() {
+        for tenant in [
+            FieldValue::I64(42),
+            FieldValue::U64(42),
+            FieldValue::Str("42".into()),
+        ] {
+            let body = Body::Security(vec![
+                ("tenant_id", tenant.clone()),
+                text("event_type", "permission_check"),
+                text("user_id", "u-7"),
+                text("resource", "billing"),
+                text("decision", "deny"),
+            ]);
+            let a = assemble(&config(), captured(body, None));
+            assert_eq!(a.invalid, None, "{tenant:?}");
+            let v = value(&a);
+            assert_eq!(v["tenant_id"], "42", "{tenant:?}");
+            assert_eq!(v["payload"]["tenant_id"], "42", "{tenant:?}");
+            assert_eq!(a.record.key, "42");
+            assert_eq!(a.record.header(header::TENANT), Some("42"));
+        }
+    }
+
+    #[test]
+    fn a_secret_at_the_stack_trace_cap_is_redacted_before_the_cut() {
+        let secret = "postgres://admin:Hunter2Secret99@db.internal:5432/app";
+        // The URL starts 20 bytes before the cap: cut first, it would no longer match.
+        let trace = format!("{} {secret} at main.rs:1", "x".repeat(STACK_TRACE_CAP - 21));
+        let failed = crate::contract::events::AgentExecutionFailed {
+            agent_name: "coder".into(),
+            error_message: "boom".into(),
+            error_type: "db".into(),
+            error_stack_trace: Some(trace),
+            ..Default::default()
+        };
+        let a = assemble(&config(), captured(Body::Typed(Box::new(failed)), None));
+        let kept = value(&a)["payload"]["error_stack_trace"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(kept.len() <= STACK_TRACE_CAP, "{}", kept.len());
+        let tail = &kept[STACK_TRACE_CAP - 40..];
+        assert!(!tail.contains("Hun"), "the password shows: {tail}");
     }
 
     #[test]
