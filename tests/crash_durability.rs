@@ -184,12 +184,7 @@ fn crash_child() {
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         for i in 0u64.. {
             let resource = format!("r{run}-{i}");
-            tracing_omninode::audit!(
-                action = "document.read",
-                actor = "alice",
-                resource = resource.as_str(),
-                outcome = "success"
-            );
+            common::audit(&resource);
             log.write_all(format!("{resource} {}\n", now_micros()).as_bytes())
                 .unwrap();
             std::thread::sleep(Duration::from_micros(500));

@@ -28,12 +28,7 @@ fn unknown_server_error_reaches_the_dlq_after_bounded_round_trips() {
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN; 6],
     );
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-        tracing_omninode::audit!(
-            action = "user.delete",
-            actor = "alice",
-            resource = "user/42",
-            outcome = "success"
-        );
+        common::audit("user/42");
     });
     let m = common::wait_for(&guard, Duration::from_secs(40), |m| m.dead_lettered == 1);
     assert_eq!(

@@ -39,12 +39,7 @@ fn callers_wait_no_longer_than_the_guaranteed_wait_while_the_worker_is_stalled()
         let until = Instant::now() + Duration::from_secs(3);
         while Instant::now() < until {
             let started = Instant::now();
-            tracing_omninode::audit!(
-                action = "document.read",
-                actor = "alice",
-                resource = format!("doc/{emitted}"),
-                outcome = "success"
-            );
+            common::audit(&format!("doc/{emitted}"));
             slowest = slowest.max(started.elapsed());
             emitted += 1;
         }

@@ -8,15 +8,6 @@ use std::time::Duration;
 
 use tracing_subscriber::prelude::*;
 
-fn audit(i: usize) {
-    tracing_omninode::audit!(
-        action = "document.read",
-        actor = "alice",
-        resource = format!("doc/{i}"),
-        outcome = "success"
-    );
-}
-
 #[test]
 fn flush_and_shutdown_accept_duration_max() {
     let prefix = common::unique_prefix("forever");
@@ -26,10 +17,10 @@ fn flush_and_shutdown_accept_duration_max() {
         .build()
         .unwrap();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-        audit(0);
+        common::audit("doc/0");
         let flushed = guard.flush(Duration::MAX).expect("flush completes");
         assert_eq!(flushed.delivered, 1, "{flushed:?}");
-        audit(1);
+        common::audit("doc/1");
     });
     let report = guard.shutdown(Duration::MAX).expect("shutdown completes");
     assert_eq!((report.delivered, report.spooled), (2, 0), "{report:?}");
@@ -44,7 +35,9 @@ fn a_guard_dropped_with_a_maximal_default_deadline_shuts_down() {
         .shutdown_timeout(Duration::MAX)
         .build()
         .unwrap();
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || audit(0));
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        common::audit("doc/0")
+    });
     let metrics = common::wait_for(&guard, Duration::from_secs(10), |m| m.delivered == 1);
     assert_eq!(metrics.delivered, 1, "{metrics:?}");
     drop(guard);

@@ -25,12 +25,7 @@ fn a_record_whose_processing_panics_is_dead_lettered_and_the_pipeline_goes_on() 
     fail::cfg("omninode::assemble", "1*off->1*panic(assembly bug)->off").unwrap();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         for i in 0..3 {
-            tracing_omninode::audit!(
-                action = "document.read",
-                actor = "alice",
-                resource = format!("doc/{i}"),
-                outcome = "success"
-            );
+            common::audit(&format!("doc/{i}"));
         }
     });
     let m = common::wait_for(&guard, Duration::from_secs(10), |m| {

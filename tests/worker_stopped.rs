@@ -28,12 +28,7 @@ fn a_worker_that_keeps_panicking_stops_and_says_so() {
     fail::remove("omninode::worker_loop");
 
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-        tracing_omninode::audit!(
-            action = "document.read",
-            actor = "alice",
-            resource = "doc/1",
-            outcome = "success"
-        );
+        common::audit("doc/1");
         tracing::info!("nobody will ship this");
     });
     let m = guard.metrics();

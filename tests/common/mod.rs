@@ -67,6 +67,17 @@ pub fn provision(bootstrap: &str, prefix: &str) {
     assert_eq!(report.created.len() + report.existing.len(), 38);
 }
 
+/// Emits one audit event (`document.read` by `alice` on `resource`) through the current
+/// subscriber.
+pub fn audit(resource: &str) {
+    tracing_omninode::audit!(
+        action = "document.read",
+        actor = "alice",
+        resource = resource,
+        outcome = "success"
+    );
+}
+
 /// A fresh spool directory.
 pub fn spool_dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
