@@ -6,7 +6,7 @@ use regex::Captures;
 
 use super::engine::Sanitizer;
 use super::entropy::{exempt_quoted, is_random_secret, looks_random};
-use super::keys::{classify_key, in_resource_name, normalize_key};
+use super::keys::{classify_key, in_resource_name, is_password_like};
 use super::placeholder::{
     is_cli_placeholder, is_identifier, is_path, is_placeholder, is_reference, key_value_ok,
     looks_fake,
@@ -161,8 +161,7 @@ impl Sanitizer {
                     return None;
                 }
                 let (strength, kind) = key_class?;
-                let n = normalize_key(key);
-                let password_like = n.contains("pass") || n.contains("pwd");
+                let password_like = is_password_like(key);
                 // `Authorization: Bearer x`: the scheme alone is not the credential (the
                 // header rules take the whole of it).
                 let scheme =

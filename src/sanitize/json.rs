@@ -7,12 +7,13 @@ use serde_json::Value;
 
 use super::engine::Sanitizer;
 use super::entropy::{exempt_label, is_random_secret, JWK_PUBLIC_MEMBERS};
-use super::keys::{normalize_key, KeyStrength};
-use super::placeholder::{key_value_ok, looks_fake};
+use super::keys::{is_password_like, normalize_key, KeyStrength};
+use super::placeholder::{key_value_ok, looks_fake, MIN_SECRET_DIGITS};
 
 impl Sanitizer {
     /// Sanitizes a JSON value in place, at any depth: a value whose key names a secret is
-    /// replaced by the marker (numbers and booleans are kept unless the key is a password;
+    /// replaced by the marker (booleans are kept; numbers too, unless the key names a
+    /// password or the number has 8 digits or more;
     /// under keys that only suggest a secret, such as `hmac`, only random-looking strings),
     /// every other string goes through [`Sanitizer::sanitize_str`].
     pub fn sanitize_json(&self, value: &mut Value) {
@@ -45,12 +46,19 @@ impl Sanitizer {
                 let jwk = map.contains_key("kty");
                 for (k, v) in map.iter_mut() {
                     if let Some((strength, kind)) = self.classify(k) {
-                        let n = normalize_key(k);
-                        let password_like = n.contains("pass") || n.contains("pwd");
+                        let password_like = is_password_like(k);
                         let strong = strength == KeyStrength::Strong;
                         let redact = match v {
                             Value::Null | Value::Bool(_) => false,
-                            Value::Number(_) => strong && password_like,
+                            // A password is a secret whatever its digits; under another secret
+                            // key a long number is (`api_key: 12345678901234`), a count is not
+                            // (`prompt_tokens: 1234`).
+                            Value::Number(num) => {
+                                strong
+                                    && (password_like
+                                        || (num.to_string().len() >= MIN_SECRET_DIGITS
+                                            && !normalize_key(k).ends_with("tokens")))
+                            }
                             Value::String(s) if self.is_marker(s) => false,
                             Value::String(s) => {
                                 // The structure is explicit here: under a strong key any
@@ -99,6 +107,45 @@ mod tests {
             json!({"config": {"db": {"password": "[REDACTED:password]"}}, "items": [{"token": "[REDACTED:token]"}]})
         );
         assert!(s.redaction_counts()["password"] >= 1);
+    }
+
+    #[test]
+    fn numbers_under_secret_keys() {
+        let s = Sanitizer::default();
+        let mut v = json!({
+            "api_key": 12345678901234u64,
+            "auth_token": 87654321,
+            "user_password": 1234,
+            "prompt_tokens": 123456789,
+            "token_count": 12,
+            "port": 5432,
+            "retries": 12345678
+        });
+        s.sanitize_json(&mut v);
+        assert_eq!(
+            v,
+            json!({
+                "api_key": "[REDACTED:api_key]",
+                "auth_token": "[REDACTED:token]",
+                "user_password": "[REDACTED:password]",
+                "prompt_tokens": 123456789,
+                "token_count": 12,
+                "port": 5432,
+                "retries": 12345678
+            })
+        );
+        for (text, kept) in [
+            ("api_key = 12345678901234", false),
+            ("--api-key 12345678901234", false),
+            ("token: 87654321", false),
+            ("max_tokens=1024", true),
+            ("token: 3", true),
+            ("mapping=12345678901234", true),
+            ("spinner: 4921", true),
+        ] {
+            let out = s.sanitize_str(text);
+            assert_eq!(out == text, kept, "{text} -> {out}");
+        }
     }
 
     #[test]

@@ -50,6 +50,13 @@ const SECRET_KEY_PARTS: &[&str] = &[
     "serverkey",
 ];
 
+/// Whether a key names a password (`password`, `db_pass`, `pwd`), whose value is the secret
+/// even when it is a short number.
+pub(super) fn is_password_like(raw: &str) -> bool {
+    let n = normalize_key(raw);
+    n.contains("pass") || n.contains("pwd")
+}
+
 /// Key fragments that look secret but are not: counts, limits, tokenizers, public keys, and
 /// keys that say their value is a fake (`fakeToken`, `mock_secret`, `non_matching_key`).
 pub(super) const NOT_SECRET_KEY_PARTS: &[&str] = &[

@@ -214,6 +214,10 @@ fn is_class_name(v: &str) -> bool {
 }
 
 /// Whether a value under a key that names a secret is worth redacting.
+/// Digits from which a number under a secret key is taken for the secret itself
+/// (`api_key = 12345678901234`); shorter ones are counts, ports, limits (`token: 3`).
+pub(super) const MIN_SECRET_DIGITS: usize = 8;
+
 pub(super) fn key_value_ok(
     value: &str,
     strength: KeyStrength,
@@ -251,7 +255,7 @@ pub(super) fn key_value_ok(
                 || is_class_name(v)
                 || v.chars().count() < 3
                 || v.starts_with('{')
-                || (numeric && !password_like))
+                || (numeric && !password_like && v.len() < MIN_SECRET_DIGITS))
         }
     }
 }
