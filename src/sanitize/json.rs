@@ -43,9 +43,12 @@ impl Sanitizer {
                 .iter_mut()
                 .for_each(|v| self.sanitize_json_under(v, label)),
             Value::Object(map) => {
+                self.sanitize_keys(map);
                 let jwk = map.contains_key("kty");
                 for (k, v) in map.iter_mut() {
-                    if let Some((strength, kind)) = self.classify(k) {
+                    // A key that was a secret (now a marker) does not make its value one.
+                    let class = (!self.is_marker(k)).then(|| self.classify(k)).flatten();
+                    if let Some((strength, kind)) = class {
                         let password_like = is_password_like(k);
                         let strong = strength == KeyStrength::Strong;
                         let redact = match v {
@@ -92,6 +95,39 @@ impl Sanitizer {
     }
 }
 
+impl Sanitizer {
+    /// Object keys are text that leaves the process too (a map keyed by a token): a key long
+    /// enough to hold a secret ([`MIN_KEY_SECRET_LEN`] bytes) goes through the text rules and
+    /// detectors, and the map is rebuilt only when one changed. Two keys that become the
+    /// same marker stay apart (`#2`, `#3`, ...).
+    fn sanitize_keys(&self, map: &mut serde_json::Map<String, Value>) {
+        let changes = |k: &String| {
+            k.len() >= MIN_KEY_SECRET_LEN && matches!(self.sanitize_str(k), Cow::Owned(_))
+        };
+        if !map.keys().any(changes) {
+            return;
+        }
+        for (k, v) in std::mem::take(map) {
+            let clean = if k.len() >= MIN_KEY_SECRET_LEN {
+                self.sanitize_str(&k).into_owned()
+            } else {
+                k
+            };
+            let mut key = clean.clone();
+            let mut n = 1;
+            while map.contains_key(&key) {
+                n += 1;
+                key = format!("{clean}#{n}");
+            }
+            map.insert(key, v);
+        }
+    }
+}
+
+/// Shortest object key scanned for a secret: every detector's shortest match is longer, and
+/// most keys (field names) are shorter, so they cost nothing.
+const MIN_KEY_SECRET_LEN: usize = 16;
+
 #[cfg(test)]
 mod tests {
     use crate::sanitize::Sanitizer;
@@ -107,6 +143,28 @@ mod tests {
             json!({"config": {"db": {"password": "[REDACTED:password]"}}, "items": [{"token": "[REDACTED:token]"}]})
         );
         assert!(s.redaction_counts()["password"] >= 1);
+    }
+
+    #[test]
+    fn object_keys_holding_secrets_are_redacted() {
+        let s = Sanitizer::default();
+        let token = "ghp_abcdefghijklmnopqrstuvwxyz0123456789";
+        let mut v = json!({
+            "sessions": { token: {"user": "alice"}, "user_id": 7 },
+            "by_url": { "postgres://app:Hunter2Secret99@db.internal/x": 1 },
+            "pairs": { token: 1, "ghp_zyxwvutsrqponmlkjihgfedcba9876543210": 2 }
+        });
+        s.sanitize_json(&mut v);
+        let text = v.to_string();
+        assert!(
+            !text.contains("ghp_") && !text.contains("Hunter2"),
+            "{text}"
+        );
+        assert_eq!(v["sessions"]["user_id"], 7);
+        assert_eq!(v["sessions"]["[REDACTED:github_token]"]["user"], "alice");
+        // Two keys that became the same marker are both kept.
+        assert_eq!(v["pairs"].as_object().unwrap().len(), 2, "{text}");
+        assert!(s.redaction_counts()["github_token"] >= 3);
     }
 
     #[test]
