@@ -41,12 +41,7 @@ impl Spooler {
     /// Appends `record` (a record that failed, kept for a later replay); `None` when the
     /// spool refused it (full, or the disk failed), which the caller must account for.
     pub fn put(&self, record: &WireRecord) -> Option<RecordId> {
-        let bytes = record.to_bytes();
-        let written = {
-            let mut spool = self.lock();
-            fault!("omninode::spool_write");
-            spool.append(&bytes).ok()
-        };
+        let written = self.write_ahead(&[record]).pop();
         let counter = match written {
             Some(_) => &self.counters.spooled,
             None => &self.counters.spool_full,

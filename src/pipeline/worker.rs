@@ -343,6 +343,7 @@ impl Worker {
     /// the pipeline goes on.
     fn prepare(&mut self, ev: Captured) -> Box<InFlight> {
         let (kind, sequence, timestamp) = (kind_of(&ev.body), ev.sequence, ev.timestamp);
+        let guaranteed = ev.is_guaranteed();
         let config = &self.config;
         let (assembled, failure) = match panic::catch_unwind(AssertUnwindSafe(|| {
             fault!("omninode::assemble");
@@ -365,7 +366,7 @@ impl Worker {
             }
         };
         let mut flight = InFlight::new(assembled, Origin::Live, false);
-        flight.guaranteed = kind.is_guaranteed();
+        flight.guaranteed = guaranteed;
         let Some((code, why)) = failure else {
             return flight;
         };
