@@ -1,0 +1,345 @@
+//! The caller's cost of one `info!` (5 fields, inside a 2-field span) against the peers, in
+//! one process and one run, with **no drops anywhere**:
+//!
+//! - `registry_only`: `tracing_subscriber::registry()` and nothing else (the floor);
+//! - `otel_appender_batch`: OpenTelemetry's `appender-tracing` bridge feeding a
+//!   `BatchLogProcessor` (queue of 1 M, so it never drops) and an exporter that counts and
+//!   discards;
+//! - `fmt_json_non_blocking`: `fmt().json()` through `tracing_appender::non_blocking` in its
+//!   blocking (never-dropping) mode, writing to a counting sink;
+//! - `omninode`: this layer with its default queue, shipping to a live (embedded mock)
+//!   broker.
+//!
+//! Every subject gets the same treatment: events are emitted in timed chunks of 4 096; between
+//! chunks, untimed, the bench waits until the subject's background side has taken every event
+//! (exported, written, or delivered and acknowledged). So no queue is ever full, every
+//! figure is a real capture and push, and each subject's own counters are checked for zero
+//! drops at the end (the bench panics otherwise). Each subject is measured with one caller
+//! thread and with two (per-event cost seen by each caller: the wall time of the slower
+//! thread divided by its events).
+//!
+//! After criterion's groups, a latency run times 200 000 single calls per subject (chunked
+//! the same way) and prints p50/p99/p99.9.
+//!
+//! Reproduce: `cargo bench --bench peers` (about 2 minutes). Figures are in the README's
+//! performance table; ratios matter, absolute times move with the machine.
+//!
+//! Last measured: see the README's performance table (same date and command).
+
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, Criterion};
+use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::logs::{
+    BatchConfigBuilder, BatchLogProcessor, LogBatch, LogExporter, SdkLoggerProvider,
+};
+use rdkafka::mocking::MockCluster;
+use tracing::Dispatch;
+use tracing_subscriber::prelude::*;
+
+/// Events per timed chunk; every subject's background side takes them all between chunks.
+const CHUNK: u64 = 4_096;
+/// Single calls timed per subject in the latency run.
+const LATENCY_CALLS: usize = 200_000;
+
+fn log_one() {
+    tracing::info!(
+        user_id = 42u64,
+        route = "/v1/orders",
+        status = 200u64,
+        latency_ms = 12.5f64,
+        cached = true,
+        "request served"
+    );
+}
+
+/// A subject: a dispatcher, a way to wait until its background side has taken `n` events
+/// in all, and a final check that nothing was dropped.
+struct Subject {
+    name: &'static str,
+    dispatch: Dispatch,
+    drained: Box<dyn Fn(u64) + Send + Sync>,
+    check: Box<dyn Fn(u64) + Send + Sync>,
+    emitted: Arc<AtomicU64>,
+}
+
+impl Subject {
+    /// Runs `per_thread` events on each of `threads` callers, in chunks, and returns the
+    /// timed part: the slowest thread's total time spent emitting.
+    fn run(
+        &self,
+        threads: usize,
+        per_thread: u64,
+        mut each_call: Option<&mut Vec<u32>>,
+    ) -> Duration {
+        let mut left = per_thread;
+        let mut total = Duration::ZERO;
+        while left > 0 {
+            let n = left.min(CHUNK / threads as u64);
+            let barrier = Arc::new(Barrier::new(threads));
+            let elapsed = if threads == 1 {
+                emit_chunk(&self.dispatch, n, each_call.as_deref_mut())
+            } else {
+                std::thread::scope(|s| {
+                    let handles: Vec<_> = (0..threads)
+                        .map(|_| {
+                            let barrier = barrier.clone();
+                            let dispatch = self.dispatch.clone();
+                            s.spawn(move || {
+                                barrier.wait();
+                                emit_chunk(&dispatch, n, None)
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().expect("caller thread"))
+                        .max()
+                        .unwrap_or_default()
+                })
+            };
+            total += elapsed;
+            left -= n;
+            let emitted = self
+                .emitted
+                .fetch_add(n * threads as u64, Ordering::Relaxed)
+                + n * threads as u64;
+            (self.drained)(emitted);
+        }
+        total
+    }
+}
+
+/// Emits `n` events inside a 2-field span; returns the time spent, optionally timing each.
+fn emit_chunk(dispatch: &Dispatch, n: u64, each_call: Option<&mut Vec<u32>>) -> Duration {
+    tracing::dispatcher::with_default(dispatch, || {
+        let span = tracing::info_span!("request", tenant_id = "acme", request_id = "r-1");
+        let _e = span.enter();
+        match each_call {
+            None => {
+                let start = Instant::now();
+                for _ in 0..n {
+                    log_one();
+                }
+                start.elapsed()
+            }
+            Some(samples) => {
+                let mut total = Duration::ZERO;
+                for _ in 0..n {
+                    let start = Instant::now();
+                    log_one();
+                    let d = start.elapsed();
+                    total += d;
+                    samples.push(d.as_nanos().min(u32::MAX as u128) as u32);
+                }
+                total
+            }
+        }
+    })
+}
+
+/// Waits until `done()` reaches `target`, or panics after a minute (a lost event).
+fn wait_for(what: &str, target: u64, done: impl Fn() -> u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while done() < target {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: only {} of {target} events taken after 60 s",
+            done()
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+fn registry_only() -> Subject {
+    Subject {
+        name: "registry_only",
+        dispatch: Dispatch::new(tracing_subscriber::registry()),
+        drained: Box::new(|_| {}),
+        check: Box::new(|_| {}),
+        emitted: Arc::default(),
+    }
+}
+
+/// An OpenTelemetry log exporter that counts records and discards them.
+#[derive(Debug, Clone, Default)]
+struct CountingExporter(Arc<AtomicU64>);
+
+impl LogExporter for CountingExporter {
+    async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
+        self.0
+            .fetch_add(batch.iter().count() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn otel_appender() -> (Subject, SdkLoggerProvider) {
+    let exporter = CountingExporter::default();
+    let exported = exporter.0.clone();
+    let processor = BatchLogProcessor::builder(exporter)
+        .with_batch_config(
+            BatchConfigBuilder::default()
+                .with_max_queue_size(1 << 20)
+                .with_max_export_batch_size(512)
+                .with_scheduled_delay(Duration::from_millis(5))
+                .build(),
+        )
+        .build();
+    let provider = SdkLoggerProvider::builder()
+        .with_log_processor(processor)
+        .build();
+    let bridge = OpenTelemetryTracingBridge::new(&provider);
+    let e2 = exported.clone();
+    let p2 = provider.clone();
+    let subject = Subject {
+        name: "otel_appender_batch",
+        dispatch: Dispatch::new(tracing_subscriber::registry().with(bridge)),
+        drained: Box::new(move |target| {
+            let _ = p2.force_flush();
+            wait_for("otel", target, || exported.load(Ordering::Relaxed))
+        }),
+        check: Box::new(move |emitted| {
+            assert_eq!(e2.load(Ordering::Relaxed), emitted, "otel dropped events")
+        }),
+        emitted: Arc::default(),
+    };
+    (subject, provider)
+}
+
+/// A sink that counts the lines written to it.
+#[derive(Clone, Default)]
+struct CountingSink(Arc<AtomicU64>);
+
+impl Write for CountingSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let lines = buf.iter().filter(|b| **b == b'\n').count() as u64;
+        self.0.fetch_add(lines, Ordering::Relaxed);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn fmt_json() -> (Subject, tracing_appender::non_blocking::WorkerGuard) {
+    let sink = CountingSink::default();
+    let lines = sink.0.clone();
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(sink);
+    let l2 = lines.clone();
+    let subject = Subject {
+        name: "fmt_json_non_blocking",
+        dispatch: Dispatch::new(
+            tracing_subscriber::registry()
+                .with(tracing_subscriber::fmt::layer().json().with_writer(writer)),
+        ),
+        drained: Box::new(move |target| wait_for("fmt", target, || lines.load(Ordering::Relaxed))),
+        check: Box::new(move |emitted| {
+            assert_eq!(l2.load(Ordering::Relaxed), emitted, "fmt lost lines")
+        }),
+        emitted: Arc::default(),
+    };
+    (subject, guard)
+}
+
+fn omninode(
+    mock: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+) -> (Subject, Arc<tracing_omninode::Guard>) {
+    mock.create_topic("omninode.logging.application.v1", 1, 1)
+        .expect("topic");
+    let dir = tempfile::tempdir().expect("tempdir").keep();
+    let (layer, guard) = tracing_omninode::builder()
+        .ignore_env()
+        .bootstrap_servers(&mock.bootstrap_servers())
+        .service_name("bench")
+        .spool_dir(&dir)
+        .build()
+        .expect("pipeline");
+    let guard = Arc::new(guard);
+    let (g1, g2) = (guard.clone(), guard.clone());
+    let subject = Subject {
+        name: "omninode",
+        dispatch: Dispatch::new(tracing_subscriber::registry().with(layer)),
+        drained: Box::new(move |target| {
+            g1.flush(Duration::from_secs(60)).expect("flush");
+            wait_for("omninode", target, || g1.metrics().delivered)
+        }),
+        check: Box::new(move |emitted| {
+            let m = g2.metrics();
+            assert_eq!(m.dropped, 0, "omninode dropped events: {m:?}");
+            assert_eq!(m.delivered, emitted, "omninode: {m:?}");
+        }),
+        emitted: Arc::default(),
+    };
+    (subject, guard)
+}
+
+fn bench_subjects(c: &mut Criterion, subjects: &[Subject]) {
+    for threads in [1usize, 2] {
+        let mut group = c.benchmark_group(format!("peers_{threads}_thread"));
+        for s in subjects {
+            group.bench_function(s.name, |b| {
+                b.iter_custom(|iters| s.run(threads, iters, None))
+            });
+        }
+        group.finish();
+    }
+}
+
+fn latency(subjects: &[Subject]) {
+    println!("\nlatency of single calls, {LATENCY_CALLS} per subject, one caller thread:");
+    println!(
+        "{:<24} {:>8} {:>8} {:>8} {:>8}",
+        "subject", "p50", "p99", "p99.9", "max"
+    );
+    for s in subjects {
+        let mut samples = Vec::with_capacity(LATENCY_CALLS);
+        s.run(1, LATENCY_CALLS as u64, Some(&mut samples));
+        samples.sort_unstable();
+        let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+        println!(
+            "{:<24} {:>6}ns {:>6}ns {:>6}ns {:>6}ns",
+            s.name,
+            at(0.50),
+            at(0.99),
+            at(0.999),
+            samples[samples.len() - 1]
+        );
+    }
+}
+
+fn peers(c: &mut Criterion) {
+    let mock = Box::leak(Box::new(MockCluster::new(1).expect("mock cluster")));
+    let (otel, provider) = otel_appender();
+    let (fmt, fmt_guard) = fmt_json();
+    let (ours, guard) = omninode(mock);
+    let subjects = [registry_only(), otel, fmt, ours];
+    bench_subjects(c, &subjects);
+    latency(&subjects);
+    for s in &subjects {
+        (s.check)(s.emitted.load(Ordering::Relaxed));
+    }
+    println!("no drops: every subject's background side took every event");
+    let _ = provider.shutdown();
+    drop(fmt_guard);
+    drop(subjects);
+    if let Ok(guard) = Arc::try_unwrap(guard) {
+        let _ = guard.shutdown(Duration::from_secs(10));
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
+    targets = peers
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
