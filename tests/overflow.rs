@@ -275,3 +275,65 @@ fn worker_stops_taking_events_while_librdkafka_is_full() {
     assert_eq!(logs, m.enqueued, "every taken event is in the spool");
     assert_eq!(reported, m.dropped, "every drop is reported");
 }
+
+/// Issue 15: with the **default** queue and librdkafka settings, a million application logs
+/// during a broker outage. The caller is never blocked and memory stays within the bounds:
+/// the queue (16 384 captured events), librdkafka's buffer (`queue.buffering.max.messages`,
+/// 10 000 envelopes by default, `DEFAULT_KAFKA_BUFFER_MESSAGES`) and one batch in hand;
+/// everything past that is dropped and counted. The figure is printed
+/// (`cargo test --test overflow -- --nocapture`): +41 MB measured on 2026-12-04 (+163 MB
+/// with librdkafka's own default of 100 000).
+#[test]
+fn memory_under_an_outage_stays_within_the_default_bounds() {
+    let _serial = serial();
+    const EVENTS: u64 = 1_000_000;
+    // 16 384 captured events of ~1 KiB, 10 000 envelopes held twice (librdkafka's copy and
+    // the worker's, ~3.7 KiB together) and allocator slack.
+    const BOUND_KIB: u64 = 64 * 1024;
+    let prefix = common::unique_prefix("outage-rss");
+    let mock = common::mock_cluster(&prefix, &[APP, AUDIT]);
+    let bootstrap = mock.bootstrap_servers();
+    let spool = common::spool_dir();
+    let (layer, guard) = common::builder(&bootstrap, &prefix, spool.path())
+        .message_timeout(Duration::from_secs(300))
+        .build()
+        .unwrap();
+    mock.broker_down(1).unwrap();
+    let before = rss_kib();
+    let mut peak = before;
+    let started = Instant::now();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let span = tracing::info_span!("request", tenant_id = "acme", request_id = "r-1");
+        let _e = span.enter();
+        for i in 0..EVENTS {
+            tracing::info!(
+                i,
+                user_id = 42u64,
+                route = "/v1/orders",
+                status = 503u64,
+                "upstream unavailable, request {i} failed"
+            );
+            if i % 20_000 == 0 {
+                peak = peak.max(rss_kib());
+            }
+        }
+    });
+    let took = started.elapsed();
+    let m = guard.metrics();
+    peak = peak.max(rss_kib());
+    let grew = peak.saturating_sub(before);
+    eprintln!(
+        "{EVENTS} events in {took:?} during an outage: RSS {before} KiB -> peak {peak} KiB \
+         (+{grew} KiB); enqueued {}, dropped {}",
+        m.enqueued, m.dropped
+    );
+    assert_eq!(m.enqueued + m.dropped, EVENTS, "every event counted: {m:?}");
+    assert!(m.dropped > 0, "the outage overflowed the queue: {m:?}");
+    assert!(
+        m.enqueued <= 10_000 + 16_384 + 2 * 512 + 64,
+        "the worker took more than librdkafka, the queue and a batch can hold: {m:?}"
+    );
+    assert!(grew < BOUND_KIB, "RSS grew by {grew} KiB");
+    drop(mock);
+    let _ = guard.shutdown(Duration::from_secs(5));
+}

@@ -104,6 +104,10 @@ fn client_config(config: &Config) -> ClientConfig {
         .set("linger.ms", config.linger.as_millis().to_string())
         .set("batch.num.messages", config.batch_size.to_string())
         .set(
+            "queue.buffering.max.messages",
+            crate::config::DEFAULT_KAFKA_BUFFER_MESSAGES.to_string(),
+        )
+        .set(
             "message.timeout.ms",
             config.message_timeout.as_millis().to_string(),
         )
