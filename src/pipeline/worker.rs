@@ -503,20 +503,26 @@ impl Worker {
             && self.replay.is_empty()
     }
 
-    /// Sends everything queued so far and waits for its reports, up to `deadline`.
+    /// Sends everything queued when it is called and waits for its reports, up to
+    /// `deadline`. Events are taken only while librdkafka's own queue has room, so a queue
+    /// longer than librdkafka's buffer drains as acknowledgements make room; what is still
+    /// queued at the deadline stays there (and is spooled at shutdown). Events queued after
+    /// the call are not waited for: a busy caller cannot keep a flush from finishing.
     fn drain_until(&mut self, deadline: Instant) {
-        // Take what is queued, but not past the deadline and not while librdkafka's own
-        // queue is full: what stays in our bounded queue is spooled at shutdown.
-        while self.pending.is_empty() && Instant::now() < deadline {
-            match self.overflow.try_recv().or_else(|_| self.rx.try_recv()) {
-                Ok(ev) => self.process(ev),
-                Err(_) => break,
-            }
-        }
-        self.report_drops();
+        let mut left = self.overflow.len() + self.rx.len();
         while Instant::now() < deadline {
+            while left > 0 && self.pending.is_empty() && Instant::now() < deadline {
+                match self.overflow.try_recv().or_else(|_| self.rx.try_recv()) {
+                    Ok(ev) => {
+                        left -= 1;
+                        self.process(ev);
+                    }
+                    Err(_) => left = 0,
+                }
+            }
+            self.report_drops();
             self.service();
-            if self.idle() {
+            if left == 0 && self.idle() {
                 break;
             }
             self.producer.poll(Duration::from_millis(5));
