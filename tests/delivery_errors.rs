@@ -350,11 +350,13 @@ fn topic_authorization_failed_is_dead_lettered_as_policy() {
 }
 
 /// OUT_OF_ORDER_SEQUENCE_NUMBER is NON_RETRYABLE_IDEMPOTENCY: a re-send could duplicate,
-/// so the event is counted as skipped and never produced again (not to the DLQ either).
+/// so the event is counted as skipped and never produced again (not to the DLQ either), and
+/// the gap it may leave in `sequence` is reported in-stream (`OMNINODE_EVENT_SKIPPED` with
+/// the skipped sequence and event id).
 #[test]
-fn out_of_order_sequence_is_skipped_and_not_resent() {
+fn out_of_order_sequence_is_skipped_reported_and_not_resent() {
     let prefix = common::unique_prefix("oos");
-    let mock = common::mock(&prefix);
+    let mock = common::mock_cluster(&prefix, &[AUDIT, common::APP]);
     let bootstrap = mock.bootstrap_servers();
     let spool = common::spool_dir();
     let (layer, guard) = common::builder(&bootstrap, &prefix, spool.path())
@@ -369,7 +371,7 @@ fn out_of_order_sequence_is_skipped_and_not_resent() {
     // librdkafka also made the producer fatal: it is rebuilt right away, not only when
     // the next send fails.
     let m = common::wait_for(&guard, Duration::from_secs(10), |m| {
-        m.skipped >= 1 && m.producer_rebuilds >= 1
+        m.skipped >= 1 && m.producer_rebuilds >= 1 && m.delivered >= 1
     });
     assert_eq!((m.skipped, m.producer_rebuilds), (1, 1), "{m:?}");
     // Give a wrong re-send the time to happen before checking it did not.
@@ -383,16 +385,38 @@ fn out_of_order_sequence_is_skipped_and_not_resent() {
             m.dead_lettered,
             m.spooled
         ),
-        (1, 0, 0, 0, 0),
-        "{m:?}"
+        (1, 1, 0, 0, 0),
+        "only the skip report is delivered: {m:?}"
     );
     let report = guard.shutdown(Duration::from_secs(5)).unwrap();
     assert_eq!(report.skipped, 1, "{report:?}");
-    assert_eq!((report.delivered, report.spooled), (0, 0), "{report:?}");
+    assert_eq!((report.delivered, report.spooled), (1, 0), "{report:?}");
     let topic = format!("{prefix}{AUDIT}");
     assert_eq!(common::records_on(&bootstrap, &topic), 0, "never re-sent");
     assert_eq!(common::records_on(&bootstrap, &format!("{topic}.dlq")), 0);
     assert!(common::spool_is_empty(spool.path()), "not spooled either");
+
+    let reports = common::consume_all(
+        &bootstrap,
+        &format!("{prefix}{}", common::APP),
+        Duration::from_secs(10),
+    );
+    assert_eq!(reports.len(), 1, "one in-stream report");
+    let r = &reports[0].value;
+    let p = &r["payload"];
+    assert_eq!(p["code"], "OMNINODE_EVENT_SKIPPED", "{r}");
+    assert_eq!(p["level"], "WARN", "{r}");
+    let c = &p["context"];
+    assert_eq!(c["reason"], "idempotency", "{r}");
+    assert_eq!(c["event_type"], AUDIT, "{r}");
+    assert_eq!(c["error_code"], "OutOfOrderSequenceNumber", "{r}");
+    // The audit event was the first captured (sequence 1); the report comes after it.
+    assert_eq!(c["skipped_sequence"], 1, "{r}");
+    assert!(r["sequence"].as_u64().unwrap() > 1, "{r}");
+    assert!(
+        c["event_id"].as_str().is_some_and(|id| id.len() == 36),
+        "{r}"
+    );
 }
 
 /// An out-of-order sequence on the idempotent producer is a fatal error in librdkafka: the
@@ -431,12 +455,13 @@ fn fatal_producer_is_rebuilt_and_delivery_continues() {
             );
         }
     });
-    let m = common::wait_for(&guard, Duration::from_secs(15), |m| m.delivered >= 5);
+    // The five later events and the in-stream report of the skipped one.
+    let m = common::wait_for(&guard, Duration::from_secs(15), |m| m.delivered >= 6);
     assert!(m.producer_rebuilds >= 1, "{m:?}");
-    assert_eq!(m.delivered, 5, "{m:?}");
+    assert_eq!(m.delivered, 6, "{m:?}");
     assert_eq!((m.dead_lettered, m.spooled, m.dropped), (0, 0, 0), "{m:?}");
     let report = guard.shutdown(Duration::from_secs(5)).unwrap();
-    assert_eq!((report.delivered, report.skipped), (5, 1), "{report:?}");
+    assert_eq!((report.delivered, report.skipped), (6, 1), "{report:?}");
 
     let topic = format!("{prefix}{AUDIT}");
     assert_eq!(

@@ -6,7 +6,8 @@
 //! the catalog's partition key, every SPEC §2 header against the envelope, and
 //! `x-schema-hash` against the shipped schema file. Over the stream: sequence numbers per
 //! producing instance (`source.service_name`, `source.instance_id`), where a gap is a
-//! problem unless an `OMNINODE_EVENTS_DROPPED` report of that instance covers it, and one
+//! problem unless an `OMNINODE_EVENTS_DROPPED` (or `OMNINODE_EVENT_SKIPPED`) report of that
+//! instance covers it, and one
 //! number used by two different events is one (the same event twice, a redelivery or a
 //! replay, is not). Gaps mean something only when the stream holds every topic the
 //! instance writes to (`validate --all`): an instance numbers all its events in one row. A DLQ record is checked through the envelope it carries
@@ -160,14 +161,23 @@ impl Checker {
             return;
         };
         let inst = self.instances.entry((service, instance)).or_default();
-        if env.pointer("/payload/code").and_then(Value::as_str) == Some("OMNINODE_EVENTS_DROPPED") {
-            let n = |f: &str| {
-                env.pointer(&format!("/payload/context/{f}"))
-                    .and_then(Value::as_u64)
-            };
-            if let (Some(a), Some(b)) = (n("first_sequence"), n("last_sequence")) {
-                inst.dropped.push((a, b));
+        let n = |f: &str| {
+            env.pointer(&format!("/payload/context/{f}"))
+                .and_then(Value::as_u64)
+        };
+        match env.pointer("/payload/code").and_then(Value::as_str) {
+            Some("OMNINODE_EVENTS_DROPPED") => {
+                if let (Some(a), Some(b)) = (n("first_sequence"), n("last_sequence")) {
+                    inst.dropped.push((a, b));
+                }
             }
+            // An event given up on for an idempotency error: its sequence may be missing.
+            Some("OMNINODE_EVENT_SKIPPED") => {
+                if let Some(s) = n("skipped_sequence") {
+                    inst.dropped.push((s, s));
+                }
+            }
+            _ => {}
         }
         let event_id = env
             .get("event_id")
@@ -199,11 +209,9 @@ impl Checker {
             out.extend(inst.twice.iter().cloned());
             let mut prev: Option<u64> = None;
             for (&seq, (_, at)) in &inst.seen {
-                if let Some(p) = prev {
-                    let (from, to) = (p + 1, seq - 1);
-                    let reported = inst.dropped.iter().any(|&(a, b)| a <= from && to <= b);
-                    if seq > p + 1 && !reported {
-                        let n = seq - p - 1;
+                if let Some(p) = prev.filter(|p| seq > p + 1) {
+                    for (from, to) in unreported(p + 1, seq - 1, &inst.dropped) {
+                        let n = to - from + 1;
                         let range = if n == 1 {
                             format!("{from}")
                         } else {
@@ -212,7 +220,8 @@ impl Checker {
                         out.push(Finding {
                             at: at.to_owned(),
                             problem: format!(
-                                "sequence gap before this record: {range} of {service}/{instance} missing ({n} events, not reported as dropped)"
+                                "sequence gap before this record: {range} of {service}/{instance} missing ({n} event{}, not reported as dropped or skipped)",
+                                if n == 1 { "" } else { "s" }
                             ),
                         });
                     }
@@ -222,6 +231,29 @@ impl Checker {
         }
         out
     }
+}
+
+/// The parts of the gap `from..=to` that no reported range covers, in order.
+fn unreported(from: u64, to: u64, reported: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut covering: Vec<(u64, u64)> = reported
+        .iter()
+        .copied()
+        .filter(|&(a, b)| a <= to && b >= from)
+        .collect();
+    covering.sort_unstable();
+    let mut out = Vec::new();
+    let mut next = from;
+    for (a, b) in covering {
+        if a > next {
+            out.push((next, a - 1));
+        }
+        next = next.max(b.saturating_add(1));
+        if next > to {
+            return out;
+        }
+    }
+    out.push((next, to));
+    out
 }
 
 /// Checks every record of `topics` from `start` to the end of each partition (or until

@@ -127,6 +127,16 @@ fn sequences_gaps_reported_drops_and_reuse() {
         headers: Some(&h),
         value: &drop,
     });
+    // 3 and 4: one skipped for an idempotency error (reported), one simply missing.
+    let (k, h, mut skip) = record(12);
+    skip["payload"] = serde_json::json!({"code": "OMNINODE_EVENT_SKIPPED",
+        "context": {"skipped_sequence": 3}});
+    c.check(Input {
+        at: "skip",
+        key: Some(&k),
+        headers: Some(&h),
+        value: &skip,
+    });
     // The same event again is fine; another event with sequence 2 is not.
     let again = record(11);
     check(&mut c, &again);
@@ -143,7 +153,7 @@ fn sequences_gaps_reported_drops_and_reuse() {
     assert!(
         found
             .iter()
-            .any(|p| p.contains("3..4 of billing/i-1 missing (2 events")),
+            .any(|p| p.contains(": 4 of billing/i-1 missing (1 event,")),
         "{found:?}"
     );
 }

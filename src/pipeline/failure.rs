@@ -14,7 +14,7 @@ use crate::kafka::producer::DeliveryError;
 use crate::metrics::Counters;
 use crate::pipeline::replay::PROBE_EVERY;
 use crate::pipeline::route::{route, Action, Situation};
-use crate::pipeline::worker::{InFlight, Origin, Worker};
+use crate::pipeline::worker::{InFlight, Origin, Skipped, Worker};
 
 /// Records whose spool round trips are tracked at most (memory bound).
 const MAX_TRACKED_ROUND_TRIPS: usize = 65_536;
@@ -65,6 +65,19 @@ impl Worker {
             }
             Action::Skip => {
                 Counters::add(&self.counters.skipped, 1);
+                let record = &flight.record;
+                self.skips.push(Skipped {
+                    sequence: record.header(header::SEQUENCE).and_then(|s| s.parse().ok()),
+                    event_id: record
+                        .header(header::EVENT_ID)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    event_type: record
+                        .header(header::EVENT_TYPE)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    code: err.code.clone(),
+                });
                 self.done(&flight);
                 self.resolve(flight.origin);
             }

@@ -153,6 +153,7 @@ pub(crate) fn spawn(parts: Parts) -> std::io::Result<JoinHandle<()>> {
                 in_flight: 0,
                 retries: Vec::new(),
                 pending: VecDeque::new(),
+                skips: Vec::new(),
                 replay: HashMap::new(),
                 live: HashMap::new(),
                 parked_active: false,
@@ -169,6 +170,16 @@ pub(crate) fn spawn(parts: Parts) -> std::io::Result<JoinHandle<()>> {
         })
 }
 
+/// A record the worker gave up on without sending it anywhere: the broker may or may not
+/// hold it, and a re-send could duplicate it.
+#[derive(Debug)]
+pub(crate) struct Skipped {
+    pub sequence: Option<u64>,
+    pub event_id: String,
+    pub event_type: String,
+    pub code: String,
+}
+
 pub(super) struct Worker {
     pub config: Arc<Config>,
     pub counters: Arc<Counters>,
@@ -181,6 +192,9 @@ pub(super) struct Worker {
     pub retries: Vec<(Instant, Box<InFlight>)>,
     /// Records librdkafka's local queue refused (QueueFull), sent again after a poll.
     pub pending: VecDeque<Box<InFlight>>,
+    /// Records given up on because a re-send could duplicate them (idempotency errors),
+    /// reported in-stream by [`Worker::report_skips`].
+    pub skips: Vec<Skipped>,
     /// Records of each spool segment being replayed that are not resolved yet.
     pub replay: HashMap<SegmentId, usize>,
     /// Write-ahead records of each segment still in flight (a segment is replayed only
@@ -310,6 +324,7 @@ impl Worker {
             // there is room again (or at flush/shutdown).
             self.report_drops();
         }
+        self.report_skips();
         // librdkafka makes some errors fatal on its own (an out-of-order sequence at the head
         // of the queue): rebuild as soon as it says so, not only when a later send fails.
         if !self.rebuild && self.producer.is_fatal() {
@@ -477,6 +492,42 @@ impl Worker {
             },
         };
         self.process(ev);
+    }
+
+    /// One in-stream `OMNINODE_EVENT_SKIPPED` report per record given up on for an
+    /// idempotency error, so a consumer can account for the gap in `sequence`: the record
+    /// may be on the broker (then it is no gap) or not (then this report explains it).
+    fn report_skips(&mut self) {
+        for skip in std::mem::take(&mut self.skips) {
+            let mut fields = vec![
+                ("code", FieldValue::Str("OMNINODE_EVENT_SKIPPED".into())),
+                ("reason", FieldValue::Str("idempotency".into())),
+                ("error_code", FieldValue::Str(skip.code.clone())),
+                ("event_id", FieldValue::Str(skip.event_id)),
+                ("event_type", FieldValue::Str(skip.event_type)),
+            ];
+            if let Some(seq) = skip.sequence {
+                fields.push(("skipped_sequence", FieldValue::U64(seq)));
+            }
+            let ev = Captured {
+                sequence: self.queue.next_sequence(),
+                timestamp: Timestamp::now(),
+                event_id: None,
+                causation: Causation::Explicit(None),
+                span: None,
+                body: Body::Log {
+                    level: tracing::Level::WARN,
+                    target: "tracing_omninode",
+                    message: format!(
+                        "an event was not re-sent after {}: a re-send could duplicate it, \
+                         so the broker may or may not hold it",
+                        skip.code
+                    ),
+                    fields,
+                },
+            };
+            self.process(ev);
+        }
     }
 
     fn rebuild_producer(&mut self) {
