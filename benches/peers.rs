@@ -255,7 +255,7 @@ fn omninode(
     let dir = tempfile::tempdir().expect("tempdir").keep();
     let (layer, guard) = tracing_omninode::builder()
         .ignore_env()
-        .bootstrap_servers(&mock.bootstrap_servers())
+        .bootstrap_servers(mock.bootstrap_servers())
         .service_name("bench")
         .spool_dir(&dir)
         .build()
