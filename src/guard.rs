@@ -9,13 +9,13 @@
 //! runtime; but a blocked runtime thread runs no other task meanwhile. With the `tokio`
 //! feature:
 //!
-//! - [`Guard::flush_async`] and [`Guard::shutdown_async`] wait on tokio's blocking pool
+//! - `Guard::flush_async` and `Guard::shutdown_async` wait on tokio's blocking pool
 //!   (`spawn_blocking`), so every other task keeps running, in either flavour of runtime;
 //! - the blocking forms and `Drop`, called on a worker thread of a multi-thread runtime,
 //!   wait inside `block_in_place`, so that thread's other tasks move to another worker.
 //!
 //! On a current-thread runtime the blocking forms and `Drop` still hold the runtime's one
-//! thread until the deadline: call [`Guard::shutdown_async`] before the guard goes out of
+//! thread until the deadline: call `Guard::shutdown_async` before the guard goes out of
 //! scope.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,7 +58,7 @@ pub enum PipelineError {
 
 /// Keeps the delivery worker alive. Dropping it flushes and shuts the pipeline down with
 /// the configured default deadline; call [`Guard::shutdown`] (or, with the `tokio`
-/// feature, [`Guard::shutdown_async`]) to choose the deadline and see the report.
+/// feature, `Guard::shutdown_async`) to choose the deadline and see the report.
 ///
 /// The guard is unique: one owner shuts the pipeline down, once. To read the counters from
 /// elsewhere (a health endpoint, a metrics exporter), take a [`Guard::handle`].
@@ -172,7 +172,7 @@ impl Guard {
     /// Sends everything captured so far and waits for the broker's answers, at most
     /// `timeout`. Never waits on the network itself: it waits for the worker's reply.
     ///
-    /// This blocks the calling thread; in async code see [`Guard::flush_async`] and the
+    /// This blocks the calling thread; in async code see `Guard::flush_async` and the
     /// [module docs](self#in-an-async-runtime).
     pub fn flush(&self, timeout: Duration) -> Result<Report, PipelineError> {
         if self.handle.is_none() {
@@ -209,7 +209,7 @@ impl Guard {
     /// was tearing its Kafka client down), so the spool directory is free for a new
     /// pipeline once the layer is gone too.
     ///
-    /// This blocks the calling thread; in async code see [`Guard::shutdown_async`] and the
+    /// This blocks the calling thread; in async code see `Guard::shutdown_async` and the
     /// [module docs](self#in-an-async-runtime).
     pub fn shutdown(mut self, timeout: Duration) -> Result<Report, PipelineError> {
         blocking(|| self.shutdown_inner(timeout))

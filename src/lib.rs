@@ -65,6 +65,11 @@
 //! - `cli`: the `omninode-events` tool (tail, validate, DLQ stats/monitor/replay, topics,
 //!   sanitize); the library never needs it.
 //! - `failpoints`: fault-injection points for the crate's own tests; never in production.
+//! - `tokio`: `Guard::flush_async` and `Guard::shutdown_async`, which wait without
+//!   blocking a runtime thread (see [`guard`](guard#in-an-async-runtime)).
+//! - `metrics`: every counter published through the `metrics` facade as
+//!   `omninode_events_*` (see `metrics::export`); [`Guard::handle`] gives a cloneable
+//!   [`MetricsHandle`] for a health endpoint in any case.
 //!
 //! ## Limits
 //!

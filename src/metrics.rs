@@ -1,6 +1,6 @@
 //! Pipeline counters, readable at any time from the guard or a
 //! [`MetricsHandle`](crate::guard::MetricsHandle); with the `metrics` feature also
-//! published through the `metrics` facade (see [`export`]).
+//! published through the `metrics` facade (see `export`).
 
 #[cfg(feature = "metrics")]
 pub mod export;
