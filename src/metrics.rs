@@ -187,3 +187,32 @@ impl Health {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_serializes_for_an_endpoint() {
+        let mut metrics = Metrics {
+            delivered: 7,
+            ..Metrics::default()
+        };
+        metrics.redacted.insert("password".into(), 2);
+        let health = Health::new("api".into(), HealthStatus::Running, metrics);
+        let json = serde_json::to_value(&health).unwrap();
+        assert_eq!(json["service"], "api");
+        assert_eq!(json["status"], "running");
+        assert_eq!(json["healthy"], true);
+        assert_eq!(json["metrics"]["delivered"], 7);
+        assert_eq!(json["metrics"]["worker_stopped"], false);
+        assert_eq!(json["metrics"]["redacted"]["password"], 2);
+        for (status, text, healthy) in [
+            (HealthStatus::WorkerStopped, "worker_stopped", false),
+            (HealthStatus::ShutDown, "shut_down", false),
+        ] {
+            assert_eq!(serde_json::to_value(status).unwrap(), text);
+            assert_eq!(status.is_healthy(), healthy);
+        }
+    }
+}
