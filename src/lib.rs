@@ -65,6 +65,11 @@
 //! - `cli`: the `omninode-events` tool (tail, validate, DLQ stats/monitor/replay, topics,
 //!   sanitize); the library never needs it.
 //! - `failpoints`: fault-injection points for the crate's own tests; never in production.
+//! - `tokio`: `Guard::flush_async` and `Guard::shutdown_async`, which wait without
+//!   blocking a runtime thread (see [`guard`](guard#in-an-async-runtime)).
+//! - `metrics`: every counter published through the `metrics` facade as
+//!   `omninode_events_*` (see `metrics::export`); [`Guard::handle`] gives a cloneable
+//!   [`MetricsHandle`] for a health endpoint in any case.
 //!
 //! ## Limits
 //!
@@ -100,12 +105,12 @@ pub use kafka::topics;
 
 use std::sync::Arc;
 
+pub use crate::metrics::{Health, HealthStatus, Metrics, Report};
 pub use config::{BuildError, Builder, Config};
 pub use envelope::Envelope;
 pub use events::Event;
-pub use guard::{Guard, PipelineError};
+pub use guard::{Guard, MetricsHandle, PipelineError};
 pub use layer::OmniNodeLayer;
-pub use metrics::{Metrics, Report};
 pub use sanitize::{Sanitizer, Secret};
 pub use timestamp::Timestamp;
 
@@ -117,6 +122,14 @@ pub fn builder() -> Builder {
 impl Builder {
     /// Validates the configuration, opens the spool and starts the delivery worker.
     /// Returns the layer to install and the guard that keeps the worker alive.
+    ///
+    /// It never sleeps: when another live pipeline holds the spool directory's lock, it
+    /// takes the first free sibling slot (`<dir>.1`, ...) at once rather than waiting for
+    /// the owner to let go, so it is safe to call on an async runtime's thread. What the
+    /// pipeline spools there is adopted by the next owner of `<dir>`. It fails with
+    /// [`BuildError::Spool`] only when every slot is held (or the directory is unusable).
+    /// A pipeline that [`Guard::shutdown`] stopped (and whose layer is gone) no longer holds
+    /// its directory.
     pub fn build(self) -> Result<(OmniNodeLayer, Guard), BuildError> {
         let mut config = self.resolve()?;
         let spool = spool::Spool::open_slot(
@@ -129,7 +142,9 @@ impl Builder {
                     .min(config.spool_max_bytes),
             },
             spool::SPOOL_SLOTS,
-            spool::LOCK_WAIT,
+            // Never wait for the lock on the caller's thread (it may be an async runtime's):
+            // a directory held by another live pipeline means the next free slot, at once.
+            std::time::Duration::ZERO,
         )
         .map_err(|source| BuildError::Spool {
             dir: config.spool_dir.clone(),

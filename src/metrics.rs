@@ -1,4 +1,9 @@
-//! Pipeline counters, readable at any time from the guard.
+//! Pipeline counters, readable at any time from the guard or a
+//! [`MetricsHandle`](crate::guard::MetricsHandle); with the `metrics` feature also
+//! published through the `metrics` facade (see `export`).
+
+#[cfg(feature = "metrics")]
+pub mod export;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -52,8 +57,9 @@ impl Counters {
     }
 }
 
-/// A snapshot of the pipeline counters (totals since the pipeline started).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A snapshot of the pipeline counters (totals since the pipeline started). Serializes
+/// as a flat JSON object of its fields (`redacted` as an object of kind to count).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Metrics {
     /// Events accepted into the queue.
@@ -131,5 +137,82 @@ impl std::fmt::Display for Report {
             "delivered={} dead_lettered={} spooled={} dropped={} skipped={}",
             self.delivered, self.dead_lettered, self.spooled, self.dropped, self.skipped
         )
+    }
+}
+
+/// Whether a pipeline delivers: what a health endpoint reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum HealthStatus {
+    /// The worker runs and delivers (or spools while the broker is away).
+    Running,
+    /// The worker gave up after repeated panics ([`Metrics::worker_stopped`]): nothing is
+    /// delivered any more until the process restarts.
+    WorkerStopped,
+    /// The pipeline was shut down.
+    ShutDown,
+}
+
+impl HealthStatus {
+    /// Only [`HealthStatus::Running`] is healthy.
+    pub fn is_healthy(self) -> bool {
+        self == HealthStatus::Running
+    }
+}
+
+/// A pipeline's health with its counters, from
+/// [`MetricsHandle::health`](crate::guard::MetricsHandle::health); serializes as
+/// `{"service": .., "status": "running", "healthy": true, "metrics": {..}}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Health {
+    /// The configured service name.
+    pub service: String,
+    /// Running, worker stopped, or shut down.
+    pub status: HealthStatus,
+    /// `status.is_healthy()`, for readers of the JSON.
+    pub healthy: bool,
+    /// The counters.
+    pub metrics: Metrics,
+}
+
+impl Health {
+    pub(crate) fn new(service: String, status: HealthStatus, metrics: Metrics) -> Self {
+        Health {
+            service,
+            status,
+            healthy: status.is_healthy(),
+            metrics,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_serializes_for_an_endpoint() {
+        let mut metrics = Metrics {
+            delivered: 7,
+            ..Metrics::default()
+        };
+        metrics.redacted.insert("password".into(), 2);
+        let health = Health::new("api".into(), HealthStatus::Running, metrics);
+        let json = serde_json::to_value(&health).unwrap();
+        assert_eq!(json["service"], "api");
+        assert_eq!(json["status"], "running");
+        assert_eq!(json["healthy"], true);
+        assert_eq!(json["metrics"]["delivered"], 7);
+        assert_eq!(json["metrics"]["worker_stopped"], false);
+        assert_eq!(json["metrics"]["redacted"]["password"], 2);
+        for (status, text, healthy) in [
+            (HealthStatus::WorkerStopped, "worker_stopped", false),
+            (HealthStatus::ShutDown, "shut_down", false),
+        ] {
+            assert_eq!(serde_json::to_value(status).unwrap(), text);
+            assert_eq!(status.is_healthy(), healthy);
+        }
     }
 }

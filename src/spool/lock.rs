@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use super::SpoolError;
 
 /// How long [`Spool::open`](super::Spool::open) waits for the owner of a locked directory
-/// to let go.
+/// to let go. [`Builder::build`](crate::Builder::build) does not wait at all (it may run on
+/// an async runtime's thread): it takes the next free slot of
+/// [`Spool::open_slot`](super::Spool::open_slot) at once.
 pub const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 pub(super) const LOCK_FILE: &str = "LOCK";
