@@ -67,11 +67,22 @@ pub(crate) fn classify_code(code: C, ctx: ClassifyContext) -> Classified {
         C::UnsupportedSASLMechanism | C::IllegalSASLState => NonRetryableSecurity,
         // At delivery time an SSL error is a handshake/verification problem: configuration.
         C::SSL => NonRetryableSecurity,
-        C::OutOfOrderSequenceNumber | C::DuplicateSequenceNumber | C::UnknownProducerId => {
-            NonRetryableIdempotency
+        C::OutOfOrderSequenceNumber | C::DuplicateSequenceNumber => NonRetryableIdempotency,
+        // The producer's identity is gone: the broker no longer knows its producer id or
+        // epoch (a broker restarted without its producer state answers this way) and
+        // refused the write. Fencing by a newer instance is a transactional notion, and this
+        // producer is never transactional. The record was not written, so a rebuilt
+        // producer (a new id) sends it again; skipping it would lose every event after such
+        // a restart (`tests/broker_restart.rs`).
+        C::UnknownProducerId | C::InvalidProducerEpoch | C::ProducerFenced | C::Fenced => {
+            rebuild = true;
+            RetryableTransient
         }
-        C::InvalidProducerEpoch | C::ProducerFenced | C::Fenced => NonRetryableIdempotency,
-        C::InvalidTransactionalState | C::InvalidProducerIdMapping => NonRetryableIdempotency,
+        C::InvalidProducerIdMapping => {
+            rebuild = true;
+            RetryableTransient
+        }
+        C::InvalidTransactionalState => NonRetryableIdempotency,
         C::TransactionCoordinatorFenced | C::State | C::GaplessGuarantee => NonRetryableIdempotency,
         // The producer is unusable. What it had in flight is not lost: it is re-sent on a
         // rebuilt producer, unless the underlying cause says that would be wrong.
@@ -187,12 +198,7 @@ mod tests {
             (C::SSL, NonRetryableSecurity),
             (C::OutOfOrderSequenceNumber, NonRetryableIdempotency),
             (C::DuplicateSequenceNumber, NonRetryableIdempotency),
-            (C::UnknownProducerId, NonRetryableIdempotency),
-            (C::InvalidProducerEpoch, NonRetryableIdempotency),
-            (C::ProducerFenced, NonRetryableIdempotency),
-            (C::Fenced, NonRetryableIdempotency),
             (C::InvalidTransactionalState, NonRetryableIdempotency),
-            (C::InvalidProducerIdMapping, NonRetryableIdempotency),
             (C::TransactionCoordinatorFenced, NonRetryableIdempotency),
             (C::State, NonRetryableIdempotency),
             (C::GaplessGuarantee, NonRetryableIdempotency),
@@ -202,6 +208,21 @@ mod tests {
             assert_eq!(got.class, class, "{code:?}");
             assert_eq!(got.code, format!("{code:?}"));
             assert!(!got.rebuild_producer, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn a_lost_producer_identity_rebuilds_the_producer_and_resends() {
+        for code in [
+            C::UnknownProducerId,
+            C::InvalidProducerEpoch,
+            C::ProducerFenced,
+            C::Fenced,
+            C::InvalidProducerIdMapping,
+        ] {
+            let got = classify_code(code, ClassifyContext::default());
+            assert_eq!(got.class, RetryableTransient, "{code:?}");
+            assert!(got.rebuild_producer, "{code:?}");
         }
     }
 

@@ -66,18 +66,22 @@ impl Worker {
             Action::Skip => {
                 Counters::add(&self.counters.skipped, 1);
                 let record = &flight.record;
-                self.skips.push(Skipped {
-                    sequence: record.header(header::SEQUENCE).and_then(|s| s.parse().ok()),
-                    event_id: record
-                        .header(header::EVENT_ID)
-                        .unwrap_or_default()
-                        .to_owned(),
-                    event_type: record
-                        .header(header::EVENT_TYPE)
-                        .unwrap_or_default()
-                        .to_owned(),
-                    code: err.code.clone(),
-                });
+                // A skipped report of a skip is not reported again (no loop).
+                let is_report = record.value.contains("\"OMNINODE_EVENT_SKIPPED\"");
+                if !is_report {
+                    self.skips.push(Skipped {
+                        sequence: record.header(header::SEQUENCE).and_then(|s| s.parse().ok()),
+                        event_id: record
+                            .header(header::EVENT_ID)
+                            .unwrap_or_default()
+                            .to_owned(),
+                        event_type: record
+                            .header(header::EVENT_TYPE)
+                            .unwrap_or_default()
+                            .to_owned(),
+                        code: err.code.clone(),
+                    });
+                }
                 self.done(&flight);
                 self.resolve(flight.origin);
             }

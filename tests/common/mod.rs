@@ -105,6 +105,7 @@ pub fn builder(
 #[derive(Debug, Clone)]
 pub struct Consumed {
     pub topic: String,
+    pub offset: i64,
     pub key: Option<String>,
     pub headers: HashMap<String, String>,
     pub value: Value,
@@ -144,6 +145,7 @@ pub fn consume(
                 }
                 out.push(Consumed {
                     topic: m.topic().to_owned(),
+                    offset: m.offset(),
                     key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                     headers,
                     value: serde_json::from_slice(m.payload().unwrap_or_default())
