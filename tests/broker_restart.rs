@@ -115,7 +115,7 @@ fn audits_survive_a_broker_killed_and_restarted_mid_stream() {
     let topic = format!("{prefix}{AUDIT}");
     let mut records = common::consume(
         &broker.address,
-        &[topic.clone()],
+        std::slice::from_ref(&topic),
         total as usize,
         Duration::from_secs(60),
     );
