@@ -102,6 +102,70 @@ pub(super) fn near_cli_flag(t: &[u8], at: usize) -> bool {
         && matches!(t.get(key_end(t, at)), Some(b' ' | b'\t'))
 }
 
+/// `pin 4821`, `otp 492031`: the keyword is a word of its own (3 or 4 letters: `pin`,
+/// `otp`, `totp`, `hotp`), followed by a blank.
+pub(super) fn near_code_word(t: &[u8], at: usize) -> bool {
+    let mut e = at;
+    while e < t.len() && e - at < 5 && t[e].is_ascii_alphabetic() {
+        e += 1;
+    }
+    (at == 0 || !(t[at - 1].is_ascii_alphanumeric() || t[at - 1] == b'_'))
+        && (3..=4).contains(&(e - at))
+        && matches!(t.get(e), Some(b' ' | b'\t'))
+}
+
+/// Commands that take a name and then its value, separated by blanks (`config set <name>
+/// <value>`, `setenv`, `export`, Dockerfile `ENV`, `heroku config:set`, `git config`).
+pub(super) const SET_COMMANDS: &[&str] = &[
+    "set",
+    "setenv",
+    "setx",
+    "export",
+    "env",
+    "config",
+    "configure",
+];
+
+/// `set <key> <value>` (see [`SET_COMMANDS`]): the word holding the keyword (which may
+/// start with a path, as npm's `//registry/:_authToken`) is followed by a blank, and comes
+/// after a set command, possibly with flags between (`set -gx KEY v`, `git config --global
+/// KEY v`).
+pub(super) fn near_set_command(t: &[u8], at: usize) -> bool {
+    if !matches!(t.get(key_end(t, at)), Some(b' ' | b'\t')) {
+        return false;
+    }
+    let floor = at.saturating_sub(MAX_KEY_LEN);
+    let mut i = at;
+    while i > floor && !t[i - 1].is_ascii_whitespace() {
+        i -= 1;
+    }
+    // Back over at most three words: flags, then the command.
+    for _ in 0..3 {
+        let mut e = i;
+        while e > 0 && matches!(t[e - 1], b' ' | b'\t') {
+            e -= 1;
+        }
+        if e == i {
+            return false;
+        }
+        let floor = e.saturating_sub(16);
+        let mut s = e;
+        while s > floor && !t[s - 1].is_ascii_whitespace() {
+            s -= 1;
+        }
+        let word = &t[s..e];
+        if word.first() == Some(&b'-') && word.len() > 1 {
+            i = s;
+            continue;
+        }
+        let command = word.rsplit(|&b| b == b':').next().unwrap_or(word);
+        return SET_COMMANDS
+            .iter()
+            .any(|c| command.eq_ignore_ascii_case(c.as_bytes()));
+    }
+    false
+}
+
 /// Active-rule bitset: inline for up to 256 rules.
 pub(super) struct Active {
     inline: [u64; 4],
