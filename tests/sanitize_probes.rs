@@ -376,3 +376,274 @@ fn set_one() -> Vec<Probe> {
 fn probe_set_one() {
     check("set 1", &set_one());
 }
+
+/// Set 2's generator (xorshift64*, another seed): a different stream from set 1's.
+struct Xs(u64);
+
+impl Xs {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn from(&mut self, alphabet: &str, n: usize) -> String {
+        let a = alphabet.as_bytes();
+        (0..n).map(|_| a[self.below(a.len())] as char).collect()
+    }
+
+    fn hex(&mut self, n: usize) -> String {
+        self.from("0123456789abcdef", n)
+    }
+
+    fn upper_hex(&mut self, n: usize) -> String {
+        self.from("0123456789ABCDEF", n)
+    }
+
+    fn b64(&mut self, n: usize) -> String {
+        self.from(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+            n,
+        )
+    }
+
+    fn digits(&mut self, n: usize) -> String {
+        self.from("0123456789", n)
+    }
+
+    /// A credential: base62, url-safe base64, hex or a symbol-bearing password, 12 to 48
+    /// long, starting with a letter and holding a digit.
+    fn credential(&mut self) -> String {
+        let n = 12 + self.below(37);
+        let body = match self.below(4) {
+            0 => self.from(
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+                n,
+            ),
+            1 => self.from(
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+                n,
+            ),
+            2 => self.hex(n),
+            _ => self.from(
+                "abcdefghkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789!?~@%^",
+                n,
+            ),
+        };
+        format!(
+            "{}{}{body}",
+            self.from("abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ", 1),
+            self.digits(1)
+        )
+    }
+
+    fn one<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+/// Set 2, the held-out figure: written after the rules were fixed against set 1, and
+/// measured once without tuning.
+fn set_two() -> Vec<Probe> {
+    let mut g = Xs(0x9e37_79b9_7f4a_7c15);
+    let mut probes: Vec<Probe> = Vec::new();
+    let env_keys = [
+        "API_KEY",
+        "ACCESS_TOKEN",
+        "DB_PASSWORD",
+        "CLIENT_SECRET",
+        "STRIPE_KEY",
+        "AUTH_TOKEN",
+        "SLACK_BOT_TOKEN",
+        "SENTRY_AUTH_TOKEN",
+        "NPM_TOKEN",
+        "REDIS_PASSWORD",
+    ];
+    for round in 0..3 {
+        let neg = [
+            // HTTP validators in other log shapes.
+            format!(
+                r#"127.0.0.1 - frank [10/Oct/2026:13:5{round}:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326 "http://intranet/start.html" "Mozilla/4.08" "{}""#,
+                g.hex(32)
+            ),
+            format!(
+                r#"{{"Key":"exports/{}.csv","ETag":"\"{}\"","Size":{}}}"#,
+                g.hex(6),
+                g.hex(32),
+                g.below(99999)
+            ),
+            format!("> If-Match: \"{}\"", g.hex(40)),
+            format!(
+                "cache store url=/api/items etag \"{}\" max_age=60",
+                g.hex(32)
+            ),
+            format!(
+                r#"{{"contentMd5":"{}==","size":{}}}"#,
+                g.b64(22),
+                g.below(100000)
+            ),
+            format!("x-goog-hash: crc32c={}==, md5={}==", g.b64(6), g.b64(22)),
+            format!("Repr-Digest: sha-256=:{}=:", g.b64(43)),
+            // Image digests.
+            format!(
+                "latest: digest: sha256:{} size: {}",
+                g.hex(64),
+                1000 + g.below(9000)
+            ),
+            format!(
+                "nginx   1.27   sha256:{}   {}   2 weeks ago   187MB",
+                g.hex(64),
+                g.hex(12)
+            ),
+            format!(
+                r#"    imageID: "docker-pullable://redis@sha256:{}""#,
+                g.hex(64)
+            ),
+            // Commits.
+            format!("{} (HEAD -> main, origin/main) Bump deps", g.hex(7)),
+            format!(r#"{{"commit_id": "{}", "status": "success"}}"#, g.hex(40)),
+            format!("CI_COMMIT_SHA={} CI_PIPELINE_ID={}", g.hex(40), g.digits(6)),
+            format!(
+                r#"{{"merge_commit_sha":"{}","parent_ids":["{}"]}}"#,
+                g.hex(40),
+                g.hex(40)
+            ),
+            format!("rev = '{}'", g.hex(40)),
+            // Request and trace ids.
+            format!("X-Correlation-ID: {}", g.hex(32)),
+            format!(
+                r#"{{"level":"info","requestId":"{}","status":204}}"#,
+                g.hex(32)
+            ),
+            format!("b3: {}-{}-1", g.hex(32), g.hex(16)),
+            format!(r#"{{"reqid": "{}", "route": "/health"}}"#, g.hex(32)),
+            format!(
+                "x-amz-request-id: {} x-amz-id-2: {}=",
+                g.upper_hex(16),
+                g.b64(75)
+            ),
+            // Package manifests.
+            format!(r#"    "integrity": "sha512-{}==","#, g.b64(86)),
+            format!(
+                r#"{{file = "pkg-1.{round}.0-py3-none-any.whl", hash = "sha256:{}"}}"#,
+                g.hex(64)
+            ),
+            format!(r#"            "hashes": ["sha256:{}"],"#, g.hex(64)),
+            format!("{}  app-1.{round}.3-linux-amd64.tar.gz", g.hex(64)),
+            format!(r#"  "checksum": "md5:{}","#, g.hex(32)),
+            // `pin` / `otp` inside words and keys that describe the code.
+            format!("mapping: {} typing_ms: {}", g.digits(4), g.digits(4)),
+            format!(
+                "laptop_serial={} pipeline=build-{}",
+                g.digits(6),
+                g.digits(4)
+            ),
+            format!(
+                "otp_attempts_left: {} pin_length: 6 otp_sent=true",
+                g.below(3)
+            ),
+            // Command lines without a secret.
+            format!("kubectl create secret generic tls-{round} --from-file=tls.key=./tls.key"),
+            g.one(&[
+                "docker login --password-stdin -u ci registry.local",
+                "npm config set registry https://registry.npmjs.org/",
+                "git config --global credential.helper store",
+                "aws configure set region eu-west-1",
+                "mysql -u root -p",
+            ])
+            .to_owned(),
+        ];
+        probes.extend(neg.into_iter().map(|l| (l, None)));
+        let mut pos: Vec<(String, String)> = Vec::new();
+        let mut add = |line: String, v: String| pos.push((line, v));
+        let k = g.one(&env_keys);
+        let v = g.credential();
+        add(format!(r#"PS> $env:{k} = "{v}""#), v);
+        let k = g.one(&env_keys);
+        let v = g.credential();
+        add(format!("ENV {k} {v}"), v);
+        let k = g.one(&env_keys);
+        let v = g.credential();
+        add(format!("ARG {k}={v}"), v);
+        let k = g.one(&env_keys);
+        let v = g.credential();
+        add(format!("wp config set {k} {v} --type=constant"), v);
+        let v = g.credential();
+        add(format!("redis-cli CONFIG SET requirepass {v}"), v);
+        let v = g.credential();
+        add(
+            format!("mongo --host db --username admin --password {v}"),
+            v,
+        );
+        let v = g.credential();
+        add(
+            format!("java -Djavax.net.ssl.keyStorePassword={v} -jar app.jar"),
+            v,
+        );
+        let v = g.credential();
+        add(format!("helm upgrade app ./chart --set db.password={v}"), v);
+        let v = g.credential();
+        add(format!(r#"terraform apply -var "db_password={v}""#), v);
+        let v = g.credential();
+        add(
+            format!(r#"ansible-playbook site.yml -e "vault_token={v}""#),
+            v,
+        );
+        let v = g.credential();
+        add(
+            format!("openssl pkcs12 -export -in c.pem -passout pass:{v}"),
+            v,
+        );
+        let v = g.credential();
+        add(format!("mysqladmin -uroot -p{v} status"), v);
+        let v = g.credential();
+        add(format!("docker login -u ci -p {v} registry.local"), v);
+        let v = g.credential();
+        add(
+            format!("az keyvault secret set --vault-name kv --name db-pass --value {v}"),
+            v,
+        );
+        let v = g.credential();
+        add(
+            format!(r#"dotnet user-secrets set "Smtp:Password" "{v}""#),
+            v,
+        );
+        let v = g.credential();
+        add(format!("gh secret set DEPLOY_TOKEN --body {v}"), v);
+        let v = g.credential();
+        add(
+            format!("+ curl -sS -X POST --api-key {v} https://hooks.internal/x"),
+            v,
+        );
+        let k = g.one(&env_keys);
+        let v = g.credential();
+        add(format!("set -Ux {k} {v}"), v);
+        let v = g.digits(6);
+        add(format!("Your verification otp is {v}"), v);
+        let v = g.digits(4);
+        add(format!("PIN: {v}"), v);
+        let v = g.digits(6);
+        add(format!(r#"{{"otp":"{v}","ttl":300}}"#), v);
+        let v = g.digits(4);
+        add(format!("pin_code={v} card=visa"), v);
+        let v = g.digits(4);
+        add(format!("userPin: {v}"), v);
+        let v = g.digits(6);
+        add(format!("OTP={v}"), v);
+        let v = g.digits(6);
+        add(format!(r#"{{"totpCode": {v}}}"#), v);
+        probes.extend(pos.into_iter().map(|(l, v)| (l, Some(v))));
+    }
+    probes
+}
+
+#[test]
+#[ignore = "held out, measured once before any change: 64/75 secrets redacted, 90/90 negatives unchanged"]
+fn probe_set_two() {
+    check("set 2", &set_two());
+}
