@@ -114,6 +114,11 @@ pub(super) fn near_code_word(t: &[u8], at: usize) -> bool {
         && matches!(t.get(e), Some(b' ' | b'\t'))
 }
 
+/// `-p value`: a short flag of its own (`docker login -u ci -p x`).
+pub(super) fn near_short_flag(t: &[u8], at: usize) -> bool {
+    (at == 0 || matches!(t[at - 1], b' ' | b'\t')) && matches!(t.get(at + 2), Some(b' ' | b'\t'))
+}
+
 /// Commands that take a name and then its value, separated by blanks (`config set <name>
 /// <value>`, `setenv`, `export`, Dockerfile `ENV`, `heroku config:set`, `git config`).
 pub(super) const SET_COMMANDS: &[&str] = &[
@@ -131,7 +136,12 @@ pub(super) const SET_COMMANDS: &[&str] = &[
 /// after a set command, possibly with flags between (`set -gx KEY v`, `git config --global
 /// KEY v`).
 pub(super) fn near_set_command(t: &[u8], at: usize) -> bool {
-    if !matches!(t.get(key_end(t, at)), Some(b' ' | b'\t')) {
+    let mut e = key_end(t, at);
+    // A quoted name (`user-secrets set "Smtp:Password" "v"`).
+    if matches!(t.get(e), Some(b'"' | b'\'')) {
+        e += 1;
+    }
+    if !matches!(t.get(e), Some(b' ' | b'\t')) {
         return false;
     }
     let floor = at.saturating_sub(MAX_KEY_LEN);

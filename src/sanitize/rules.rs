@@ -8,7 +8,7 @@ use super::check::Check;
 use super::entropy::quoted_random_scan;
 use super::gate::{
     discord_scan, near_assignment, near_call_argument, near_cli_flag, near_code_word,
-    near_set_command, near_xml_element, telegram_scan,
+    near_set_command, near_short_flag, near_xml_element, telegram_scan,
 };
 
 pub(super) struct Rule {
@@ -74,7 +74,7 @@ pub(super) fn builtin_rules() -> Vec<RuleDef> {
     // `config set <key> <value>`, `setenv KEY value`, `export KEY value`, `git config --global
     // KEY value` (the commands of `SET_COMMANDS`; the gate checks which word it is).
     let set_rule = format!(
-        r#"(?:^|[\s;&|(])(?:[A-Za-z\-]+:)?(?i:set|setenv|setx|export|env|config|configure)(?:[ \t]+-{{1,2}}[A-Za-z][A-Za-z\-]*){{0,2}}[ \t]+(?:[^\s=]*[/:])?(?P<key>{KEY_NAME})[ \t]+"#
+        r#"(?:^|[\s;&|(])(?:[A-Za-z\-]+:)?(?i:set|setenv|setx|export|env|config|configure)(?:[ \t]+-{{1,2}}[A-Za-z][A-Za-z\-]*){{0,2}}[ \t]+(?:[^\s=]*[/:])?(?P<key>{KEY_NAME})["']?[ \t]+"#
     );
     let detectors: Vec<(&'static str, String, Gate, Check)> = vec![
         ("private_key", format!(r"{PEM_HEADER}(?:[\s\S]{{32,}}?{PEM_FOOTER}|{PEM_BODY})"), Keywords(&["-----begin"]), Pem),
@@ -117,6 +117,13 @@ pub(super) fn builtin_rules() -> Vec<RuleDef> {
         ("cli_password", r#"(?:^|[\s;&|(])(?:mysql|mysqldump|mysqladmin|mariadb)[ \t][^\n|;&]*?[ \t]-p(?P<secret>[^\s'"\-][^\s'"]*)"#.into(), Keywords(&["mysql", "mariadb"]), Password),
         ("cli_password", r#"\bsshpass[ \t]+-p[ \t]*(?:'(?P<vq3>[^'\n]+)'|"(?P<vq2>[^"\n]+)"|(?P<vu>[^\s'"]+))"#.into(), Keywords(&["sshpass"]), Password),
         ("cli_password", r#"\bredis-cli\b[^\n|;&]*?[ \t]-a[ \t]+(?:'(?P<vq3>[^'\n]+)'|"(?P<vq2>[^"\n]+)"|(?P<vu>[^\s'"]+))"#.into(), Keywords(&["redis-cli"]), Password),
+        // `login -u user -p password` (docker, podman, helm registry, oc, cf, az) and twine's
+        // `-p`; elsewhere `-p` is often a port or a path, and a number of up to 5 digits is.
+        ("cli_password", r#"\b(?:login|twine[ \t]+upload)\b[^\n|;&]*?[ \t]-p[ \t]+(?:'(?P<vq3>[^'\n]+)'|"(?P<vq2>[^"\n]+)"|(?P<vu>[^\s'"]*[^\s'"\d][^\s'"]*|\d{6,}))"#.into(), KeywordsAt(&["-p"], near_short_flag), Password),
+        // The value of a secret store's set command (`az keyvault secret set --value`, `gh
+        // secret set --body`, `aws secretsmanager ... --secret-string`, `aws ssm
+        // put-parameter --value`).
+        ("cli_secret", r#"(?i)\b(?:secrets?|put-parameter)\b[^\n|;&]*?[ \t]--(?:value|body|secret-string)(?:[ \t]+|=)(?:'(?P<vq3>[^'\n]+)'|"(?P<vq2>[^"\n]+)"|(?P<vu>[^\s'"]+))"#.into(), Keywords(&["--value", "--body", "--secret-string"]), Password),
         ("confluent_api_secret", r"\bconfluent[ \t]+api-key[ \t]+store[ \t]+(?P<user>[A-Za-z0-9]{16})[ \t]+(?P<secret>[A-Za-z0-9+/]{64})".into(), Keywords(&["confluent"]), Password),
         ("basic_auth", r"(?i)\bbasic[ \t]+(?P<secret>[A-Za-z0-9+/]{8,}={0,3})".into(), Keywords(&["basic"]), Credential),
         ("authorization", r#"(?i)\b(?:proxy-)?authorization\\?["']?[ \t]{0,3}[:=][ \t]{0,3}\\?["']?(?P<secret>(?:[A-Za-z]+[ \t]+)?[^\s"',;\\]{6,})"#.into(), Keywords(&["authorization"]), Credential),
@@ -406,6 +413,14 @@ mod tests {
             ("set -gx API_TOKEN Rk29fLq8Wm3x", "Rk29fLq8Wm3x"),
             ("heroku config:set SECRET_KEY Hq8ZvL2mX9pR4tW7 -a shop", "Hq8ZvL2mX9pR4tW7"),
             ("git config --global github.token Wm3xRk29fLq8Zq8vT2", "Wm3xRk29fLq8Zq8vT2"),
+            (r#"dotnet user-secrets set "Smtp:Password" "Tg7pLq2xVb9""#, "Tg7pLq2xVb9"),
+            // `login -u user -p password`; a secret store's value flag.
+            ("docker login -u ci -p Zq8vT2mK9pL4 registry.local", "Zq8vT2mK9pL4"),
+            ("oc login https://api:6443 -u admin -p 'Hq8Z vL2m'", "Hq8Z vL2m"),
+            ("twine upload -u __token__ -p Rk29fLq8Wm3xQ dist/*", "Rk29fLq8Wm3xQ"),
+            ("az keyvault secret set --vault-name kv --name db-pass --value Wm3xRk29fLq8", "Wm3xRk29fLq8"),
+            ("gh secret set DEPLOY_TOKEN --body Pz4nQ8rT2v", "Pz4nQ8rT2v"),
+            ("aws secretsmanager put-secret-value --secret-id db --secret-string Yw9bq1Ade", "Yw9bq1Ade"),
             // A PIN or one-time code after its word.
             ("enter pin 4821 to unlock", "4821"),
             ("PIN is 7731", "7731"),
@@ -477,6 +492,11 @@ mod tests {
             // A set command with a name that is not a secret, or a word of prose after it.
             "mytool config set log_level debug; set token expired; export TOKEN_TTL 3600",
             "set password for user bob; git config --global user.name bob",
+            // `-p` as a port, mysql's prompt (its next word is the database), a file or a
+            // variable as a secret's value.
+            "docker login -u ci -p 5000 r; psql -U app -p 5432; mysql -u root -p orders",
+            r#"gh secret set TOKEN --body-file t.txt; gh secret set TOKEN --body "$TOKEN""#,
+            "az keyvault secret show --name db-pass --value-only",
             // `pin` / `otp` inside words, a GPIO pin, an Indian postal code.
             "spinner 4821 pinned 4821 shipping 4821 laptop 4821 hotpath 1234",
             "wire the LED to pin 13; pincode 560001",
