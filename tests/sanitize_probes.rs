@@ -650,3 +650,225 @@ fn set_two() -> Vec<Probe> {
 fn probe_set_two() {
     check("set 2", &set_two());
 }
+
+/// Set 3's generator (splitmix64, a third seed).
+struct Sm(u64);
+
+impl Sm {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn from(&mut self, alphabet: &str, n: usize) -> String {
+        let a = alphabet.as_bytes();
+        (0..n).map(|_| a[self.below(a.len())] as char).collect()
+    }
+
+    fn hex(&mut self, n: usize) -> String {
+        self.from("0123456789abcdef", n)
+    }
+
+    fn b64(&mut self, n: usize) -> String {
+        self.from(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+            n,
+        )
+    }
+
+    fn digits(&mut self, n: usize) -> String {
+        self.from("0123456789", n)
+    }
+
+    /// A secret value: one of four alphabets, 14 to 44 long, a letter and a digit first.
+    fn value(&mut self) -> String {
+        let n = 14 + self.below(31);
+        let alphabet = [
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+            "abcdefghijklmnopqrstuvwxyz0123456789",
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-",
+            "abcdefghjkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ23456789#%+=!",
+        ][self.below(4)];
+        let body = self.from(alphabet, n);
+        format!(
+            "{}{}{body}",
+            self.from("ABCDEFGHJKMNPQRSTUVWXYZ", 1),
+            self.below(10)
+        )
+    }
+
+    fn uuid(&mut self) -> String {
+        format!(
+            "{}-{}-4{}-a{}-{}",
+            self.hex(8),
+            self.hex(4),
+            self.hex(3),
+            self.hex(3),
+            self.hex(12)
+        )
+    }
+}
+
+/// Set 3: a second held-out set, written after the set-2 fixes and measured once.
+fn set_three() -> Vec<Probe> {
+    let mut g = Sm(0x5a17_3e00_0003);
+    let mut probes: Vec<Probe> = Vec::new();
+    for round in 0..3 {
+        let neg = [
+            format!(
+                r#"{{"status":304,"headers":{{"etag":"W/\"{}\""}}}}"#,
+                g.hex(32)
+            ),
+            format!(
+                r#"[2026-12-04T10:0{round}:00.000Z] "GET /api/v2/items HTTP/1.1" 200 - 0 512 3 2 "-" "grpc-go/1.6" "{}" "api.local" "10.0.0.{}:8080""#,
+                g.uuid(),
+                g.below(255)
+            ),
+            format!(
+                r#"haproxy[{}]: 10.0.0.1:5123 [04/Dec/2026:10:00:00.123] fe be/srv1 0/0/1/2/3 200 512 - - ---- 1/1/0/0/0 0/0 {{{}}} "GET / HTTP/1.1""#,
+                g.below(9999),
+                g.hex(32)
+            ),
+            format!("> Content-MD5: {}==", g.b64(22)),
+            format!(
+                "tree {}\nparent {}\nauthor bob <b@x> 1733300000 +0000",
+                g.hex(40),
+                g.hex(40)
+            ),
+            format!("Updating {}..{}\nFast-forward", g.hex(7), g.hex(7)),
+            format!(r#"    "Image": "sha256:{}","#, g.hex(64)),
+            format!(
+                "msg=\"image pulled\" ref=sha256:{} size={}",
+                g.hex(64),
+                g.below(99999)
+            ),
+            format!("FROM node:20@sha256:{}", g.hex(64)),
+            format!(
+                r#"source = "git+https://git.local/x/y?rev={}#{}""#,
+                g.hex(40),
+                g.hex(40)
+            ),
+            format!("require git.local/lib v0.0.0-20261204100000-{}", g.hex(12)),
+            format!(r#"            "reference": "{}","#, g.hex(40)),
+            format!("  digest: sha256:{}", g.hex(64)),
+            format!(r#"    "zh:{}","#, g.hex(64)),
+            format!(r#"{{"installation_id":"{}","os":"linux"}}"#, g.hex(32)),
+            format!(
+                r#"{{"device_id": "{}", "event_id":"{}"}}"#,
+                g.hex(16),
+                g.hex(32)
+            ),
+            format!(
+                r#"{{"idempotency_key": "{}", "amount": {}}}"#,
+                g.hex(32),
+                g.below(9999)
+            ),
+            format!(r#"{{"nonce":"{}","cursor":"{}"}}"#, g.hex(32), g.b64(28)),
+            format!(
+                "spinlock_ns: {} dropped_pings: {}",
+                g.digits(4),
+                g.digits(4)
+            ),
+            format!("footprint_kb={} capping: {}", g.digits(5), g.digits(4)),
+            format!(
+                r#"{{"pinned_by": "bob", "otp_verified": true, "pinata": {}}}"#,
+                g.digits(4)
+            ),
+            "set -euo pipefail".to_owned(),
+            format!("pip config set global.timeout {}", 10 + g.below(90)),
+            format!("heroku config:set WEB_CONCURRENCY={}", 1 + g.below(8)),
+            "kubectl create secret generic app --from-env-file=.env".to_owned(),
+            "export TOKEN_ENDPOINT=https://auth.local/oauth/token".to_owned(),
+            "setenv LD_LIBRARY_PATH /opt/lib".to_owned(),
+            "gcloud auth activate-service-account --key-file=./sa.json".to_owned(),
+            format!("git config --global user.email dev{round}@corp.local"),
+            format!("Checksum verified: sha1 {}", g.hex(40)),
+        ];
+        probes.extend(neg.into_iter().map(|l| (l, None)));
+        let mut pos: Vec<(String, String)> = Vec::new();
+        let mut add = |line: String, v: String| pos.push((line, v));
+        let v = g.value();
+        add(
+            format!("pip config set global.index-url https://__token__:{v}@pypi.local/simple"),
+            v,
+        );
+        let v = g.value();
+        add(format!("poetry config pypi-token.pypi {v}"), v);
+        let v = g.value();
+        add(format!("poetry config http-basic.private deploy {v}"), v);
+        let v = g.value();
+        add(format!("cargo login {v}"), v);
+        let v = g.value();
+        add(format!("npm set //npm.pkg.github.com/:_authToken={v}"), v);
+        let v = g.value();
+        add(
+            format!(r#"git config --global http.extraheader "AUTHORIZATION: bearer {v}""#),
+            v,
+        );
+        let v = g.uuid();
+        add(format!("snyk config set api={v}"), v);
+        let v = g.value();
+        add(format!("fly secrets set DATABASE_PASSWORD={v} -a shop"), v);
+        let v = g.value();
+        add(format!("doppler secrets set STRIPE_SECRET {v}"), v);
+        let v = g.value();
+        add(format!("consul kv put app/db_password {v}"), v);
+        let v = g.value();
+        add(format!("etcdctl put /app/api_token {v}"), v);
+        let v = g.value();
+        add(format!("redis-cli SET session_token {v}"), v);
+        let v = g.value();
+        add(
+            format!(r#"psql -c "ALTER USER app WITH PASSWORD '{v}'""#),
+            v,
+        );
+        let v = g.value();
+        add(
+            format!(r#"mysql -e "CREATE USER 'a'@'%' IDENTIFIED BY '{v}'""#),
+            v,
+        );
+        let v = g.value();
+        add(format!("curl --oauth2-bearer {v} https://api.local/me"), v);
+        let v = g.value();
+        add(
+            format!("wget --http-user=bob --http-password={v} https://files.local/a"),
+            v,
+        );
+        let v = g.value();
+        add(format!("export ANTHROPIC_API_KEY='{v}'"), v);
+        let v = g.value();
+        add(
+            format!("[System.Environment]::SetEnvironmentVariable('API_TOKEN', '{v}')"),
+            v,
+        );
+        let v = g.digits(4);
+        add(format!("card pin: {v}"), v);
+        let v = g.digits(4);
+        add(format!(r#"{{"atmPin":"{v}"}}"#), v);
+        let v = g.digits(6);
+        add(format!("sms otp {v} delivered"), v);
+        let v = g.digits(4);
+        add(format!("enter PIN {v} at the terminal"), v);
+        let v = g.digits(6);
+        add(format!(r#"{{"otpCode": "{v}"}}"#), v);
+        let v = g.digits(6);
+        add(format!("auth verify --otp {v}"), v);
+        let v = g.digits(6);
+        add(format!("mfa_otp={v} user=bob"), v);
+        probes.extend(pos.into_iter().map(|(l, v)| (l, Some(v))));
+    }
+    probes
+}
+
+#[test]
+#[ignore = "held out, measured once before any change: 58/75 secrets redacted, 84/90 negatives unchanged"]
+fn probe_set_three() {
+    check("set 3", &set_three());
+}
