@@ -12,8 +12,17 @@
 //!
 //! Set 1 was written first and measured before any rule changed; the rules were then fixed
 //! against it. Set 2 was written afterwards by a different generator, with other contexts
-//! and value shapes, and measured once without tuning: it is the held-out figure.
-//! Each test prints every miss and every changed negative.
+//! and value shapes, and measured once without tuning: it is the held-out figure. Set 3, a
+//! third generator, was written after the set-2 fixes and measured once the same way. Each
+//! set was then fixed where a rule (not a single string) could be; each test's comment
+//! gives its figures before and after. Each test prints every miss and every changed
+//! negative.
+//!
+//! | set | before | after |
+//! |---|---|---|
+//! | 1 (tuned against)        | 30/75 secrets, 78/90 negatives kept | 75/75, 90/90 |
+//! | 2 (held out, after set 1) | 64/75, 90/90                        | 74/75, 90/90 |
+//! | 3 (held out, after set 2) | 58/75, 84/90                        | 71/75, 90/90 |
 
 use tracing_omninode::Sanitizer;
 
@@ -130,9 +139,9 @@ fn score(probes: &[Probe]) -> Score {
     sc
 }
 
-/// Prints the score and checks it: at least 98 % of the secrets redacted, at most 2 % of
-/// the negatives changed.
-fn check(name: &str, probes: &[Probe]) {
+/// Prints the score and checks it: at least `recall` % of the secrets redacted, at most 2 %
+/// of the negatives changed.
+fn check(name: &str, probes: &[Probe], recall: usize) {
     let sc = score(probes);
     println!(
         "{name}: secrets redacted {}/{}; negatives unchanged {}/{}",
@@ -143,7 +152,7 @@ fn check(name: &str, probes: &[Probe]) {
     }
     assert!(sc.positives >= 60 && sc.negatives >= 60);
     assert!(
-        sc.caught * 100 >= sc.positives * 98,
+        sc.caught * 100 >= sc.positives * recall,
         "{name}: recall {}/{}",
         sc.caught,
         sc.positives
@@ -374,7 +383,7 @@ fn set_one() -> Vec<Probe> {
 /// Before the fixes: 30/75 secrets redacted, 78/90 negatives unchanged; after: 75/75, 90/90.
 #[test]
 fn probe_set_one() {
-    check("set 1", &set_one());
+    check("set 1", &set_one(), 98);
 }
 
 /// Set 2's generator (xorshift64*, another seed): a different stream from set 1's.
@@ -648,7 +657,7 @@ fn set_two() -> Vec<Probe> {
 /// a key named only by a provider and `key`, stays a miss).
 #[test]
 fn probe_set_two() {
-    check("set 2", &set_two());
+    check("set 2", &set_two(), 98);
 }
 
 /// Set 3's generator (splitmix64, a third seed).
@@ -867,8 +876,13 @@ fn set_three() -> Vec<Probe> {
     probes
 }
 
+/// Held out, measured once before any change for it: 58/75 secrets redacted, 84/90
+/// negatives unchanged. After fixing the general shapes it found (SQL `IDENTIFIED BY`,
+/// `put path/KEY value`, `login <token>`, `http-basic.<repo> <user> <password>`, and the
+/// labels `reference`, `idempotency_key`): 71/75, 90/90. It stays below 98 %: `snyk config
+/// set api=<uuid>` (a key named only `api`) and a `cargo login` token with `#`, `%` and `!`
+/// in it (not the alphabet of a token) are kept; the threshold guards what was reached.
 #[test]
-#[ignore = "held out, measured once before any change: 58/75 secrets redacted, 84/90 negatives unchanged"]
 fn probe_set_three() {
-    check("set 3", &set_three());
+    check("set 3", &set_three(), 94);
 }

@@ -195,7 +195,7 @@ impl Sanitizer {
             Check::ContextWord => {
                 let ctx = caps.name("ctx").map_or("", |c| c.as_str());
                 let l = ctx.to_ascii_lowercase();
-                let strong = l.starts_with("pass") || l == "pwd";
+                let strong = l.starts_with("pass") || l == "pwd" || l.starts_with("identified");
                 if looks_fake(value) || self.is_near_miss(value) {
                     return None;
                 }

@@ -298,6 +298,14 @@ const IDENTIFIER_LABELS: &[&str] = &[
     "txn",
     "before",
     "after",
+    // A reference (a locked VCS revision in `composer.lock`), and keys that are identifiers
+    // of a request, a cache entry or a partition, not credentials.
+    "reference",
+    "idempotency",
+    "dedup",
+    "cache",
+    "partition",
+    "routing",
 ];
 
 /// Label words that only say how a value is encoded: exempt like [`IDENTIFIER_LABELS`]
@@ -431,6 +439,7 @@ mod tests {
             format!(r#"checked out commit "{hex}""#),
             format!(r#"{{"before":"{hex}","after":"{hex}"}}"#),
             format!(r#"span closed req="{hex}" txn="{hex}""#),
+            format!(r#"{{"reference": "{hex}", "idempotency_key": "{hex}"}}"#),
             // Too short, too regular, an alphabet, an integrity hash, a UUID.
             "\"0123456789abcdef0123\"".to_owned(),
             "\"c3VwZXIgc2VjcmV0IHZhbHVl\"".to_owned(),

@@ -119,6 +119,20 @@ pub(super) fn near_short_flag(t: &[u8], at: usize) -> bool {
     (at == 0 || matches!(t[at - 1], b' ' | b'\t')) && matches!(t.get(at + 2), Some(b' ' | b'\t'))
 }
 
+/// `login <token>`: the word `login` of its own, then blanks and a run of at least 16
+/// bytes.
+pub(super) fn near_login_token(t: &[u8], at: usize) -> bool {
+    let word = at + "login".len();
+    let mut i = word;
+    while matches!(t.get(i), Some(b' ' | b'\t')) {
+        i += 1;
+    }
+    (at == 0 || !t[at - 1].is_ascii_alphanumeric())
+        && i > word
+        && t.len() >= i + 16
+        && !t[i..i + 16].iter().any(u8::is_ascii_whitespace)
+}
+
 /// Commands that take a name and then its value, separated by blanks (`config set <name>
 /// <value>`, `setenv`, `export`, Dockerfile `ENV`, `heroku config:set`, `git config`).
 pub(super) const SET_COMMANDS: &[&str] = &[
@@ -129,6 +143,7 @@ pub(super) const SET_COMMANDS: &[&str] = &[
     "env",
     "config",
     "configure",
+    "put",
 ];
 
 /// `set <key> <value>` (see [`SET_COMMANDS`]): the word holding the keyword (which may

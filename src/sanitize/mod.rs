@@ -6,13 +6,17 @@
 //!   in `key=value`, `key: value`, `"key": "value"`, `<key>value</key>`, `--key value`,
 //!   `getenv("key", "value")`, `key="KEY" value="v"` attribute pairs and `name: KEY` /
 //!   `value: v` environment lists, and a name and its value after a set command (`config set
-//!   <name> <value>`, `setenv`, `export`, `set -gx`, `heroku config:set`, `git config`).
+//!   <name> <value>`, `setenv`, `export`, `set -gx`, `heroku config:set`, `git config`,
+//!   `consul kv put path/<name> <value>`).
 //!   A key whose words include `pin`, `otp`, `totp` or `hotp` (`user_pin`, `pinCode`,
 //!   `otp_code`; not `spinner` or `topic`) names a PIN or one-time code, a secret even as a
 //!   short number. Keys that only *suggest* a secret (`hmac`, `seed`,
 //!   `signature`, `user_auth`) need a value that looks random (length, alphabet, entropy);
 //! - **context rules**: `-u user:pass` / `--user` on command lines, the password flags of
-//!   `mysql`, `sshpass`, `redis-cli` and `confluent api-key store`, `password 'value'`,
+//!   `mysql`, `sshpass`, `redis-cli`, `confluent api-key store`, `login -u user -p x`
+//!   (docker, oc, cf, az) and `twine upload -p`, a secret store's `--value` / `--body` /
+//!   `--secret-string`, `http-basic.<repo> <user> <password>` (poetry, composer), `login
+//!   <random token>`, SQL's `IDENTIFIED BY 'x'`, `password 'value'`,
 //!   `shared value '<random>'`, `Authorization:` / `X-*-Api-Key:` headers, bearer and basic
 //!   credentials, passwords inside URLs, connection strings and Oracle's `user/pass@`, JAAS
 //!   `password="..."`, a PIN or one-time code after its word (`pin 4821`, `otp 492031`);

@@ -8,7 +8,7 @@ use super::check::Check;
 use super::entropy::quoted_random_scan;
 use super::gate::{
     discord_scan, near_assignment, near_call_argument, near_cli_flag, near_code_word,
-    near_set_command, near_short_flag, near_xml_element, telegram_scan,
+    near_login_token, near_set_command, near_short_flag, near_xml_element, telegram_scan,
 };
 
 pub(super) struct Rule {
@@ -72,9 +72,9 @@ pub(super) fn builtin_rules() -> Vec<RuleDef> {
     let xml_rule = format!(r"<(?P<key>{KEY_NAME})>(?P<vu>[^<>\n]{{1,500}})</");
     let flag_rule = format!(r#"(?:^|[ \t])--?(?P<key>{KEY_NAME})[ \t]+"#);
     // `config set <key> <value>`, `setenv KEY value`, `export KEY value`, `git config --global
-    // KEY value` (the commands of `SET_COMMANDS`; the gate checks which word it is).
+    // KEY value`, `consul kv put path/KEY value` (the commands of `SET_COMMANDS`; the gate checks which word it is).
     let set_rule = format!(
-        r#"(?:^|[\s;&|(])(?:[A-Za-z\-]+:)?(?i:set|setenv|setx|export|env|config|configure)(?:[ \t]+-{{1,2}}[A-Za-z][A-Za-z\-]*){{0,2}}[ \t]+(?:[^\s=]*[/:])?(?P<key>{KEY_NAME})["']?[ \t]+"#
+        r#"(?:^|[\s;&|(])(?:[A-Za-z\-]+:)?(?i:set|setenv|setx|export|env|config|configure|put)(?:[ \t]+-{{1,2}}[A-Za-z][A-Za-z\-]*){{0,2}}[ \t]+(?:[^\s=]*[/:])?(?P<key>{KEY_NAME})["']?[ \t]+"#
     );
     let detectors: Vec<(&'static str, String, Gate, Check)> = vec![
         ("private_key", format!(r"{PEM_HEADER}(?:[\s\S]{{32,}}?{PEM_FOOTER}|{PEM_BODY})"), Keywords(&["-----begin"]), Pem),
@@ -124,6 +124,8 @@ pub(super) fn builtin_rules() -> Vec<RuleDef> {
         // secret set --body`, `aws secretsmanager ... --secret-string`, `aws ssm
         // put-parameter --value`).
         ("cli_secret", r#"(?i)\b(?:secrets?|put-parameter)\b[^\n|;&]*?[ \t]--(?:value|body|secret-string)(?:[ \t]+|=)(?:'(?P<vq3>[^'\n]+)'|"(?P<vq2>[^"\n]+)"|(?P<vu>[^\s'"]+))"#.into(), Keywords(&["--value", "--body", "--secret-string"]), Password),
+        // `config http-basic.<repository> <user> <password>` (poetry, composer).
+        ("cli_password", r#"\bhttp-basic\.[^\s]+[ \t]+(?P<user>[^\s'"]+)[ \t]+(?:'(?P<vq3>[^'\n]+)'|"(?P<vq2>[^"\n]+)"|(?P<vu>[^\s'"]+))"#.into(), Keywords(&["http-basic."]), Password),
         ("confluent_api_secret", r"\bconfluent[ \t]+api-key[ \t]+store[ \t]+(?P<user>[A-Za-z0-9]{16})[ \t]+(?P<secret>[A-Za-z0-9+/]{64})".into(), Keywords(&["confluent"]), Password),
         ("basic_auth", r"(?i)\bbasic[ \t]+(?P<secret>[A-Za-z0-9+/]{8,}={0,3})".into(), Keywords(&["basic"]), Credential),
         ("authorization", r#"(?i)\b(?:proxy-)?authorization\\?["']?[ \t]{0,3}[:=][ \t]{0,3}\\?["']?(?P<secret>(?:[A-Za-z]+[ \t]+)?[^\s"',;\\]{6,})"#.into(), Keywords(&["authorization"]), Credential),
@@ -132,7 +134,9 @@ pub(super) fn builtin_rules() -> Vec<RuleDef> {
         ("connection_string_password", r#"(?i)(?:^|[;?&\s"',])(?:password|pwd|passwd)[ \t]*=[ \t]*(?P<secret>\{(?:[^}\n]|\}\}){0,256}\}|[^;&"'\s,]+)"#.into(), Keywords(&["password", "pwd", "passwd"]), Password),
         ("connection_string_password", r#"(?i)jdbc:oracle:[a-z0-9]+:(?P<user>[^/\s:@"']+)/(?P<secret>[^@\s"']+)@"#.into(), Keywords(&["jdbc:oracle:"]), Password),
         ("jaas_password", r#"(?i)password[ \t]*=[ \t]*\\?["'](?P<secret>[^"'\\]+)\\?["']"#.into(), Keywords(&["password"]), Password),
-        ("secret_context", r#"(?i)\b(?P<ctx>pass(?:word|wd|phrase)?|pwd|shared[ _\-]?(?:value|secret|key)|hmac(?:[ _\-]?(?:key|secret))?|signing[ _\-]?(?:key|secret))[ \t]+(?:(?:is|was|to|of)[ \t]+)?(?:'(?P<vq3>[^'\s]{6,200})'|"(?P<vq2>[^"\s]{6,200})"|`(?P<vq1>[^`\s]{6,200})`|(?P<vu>[^\s"'`,;]{16,200}))"#.into(), Keywords(&["pass", "pwd", "shared", "hmac", "signing"]), ContextWord),
+        ("secret_context", r#"(?i)\b(?P<ctx>pass(?:word|wd|phrase)?|pwd|identified[ \t]+by|shared[ _\-]?(?:value|secret|key)|hmac(?:[ _\-]?(?:key|secret))?|signing[ _\-]?(?:key|secret))[ \t]+(?:(?:is|was|to|of)[ \t]+)?(?:'(?P<vq3>[^'\s]{6,200})'|"(?P<vq2>[^"\s]{6,200})"|`(?P<vq1>[^`\s]{6,200})`|(?P<vu>[^\s"'`,;]{16,200}))"#.into(), Keywords(&["pass", "pwd", "identified", "shared", "hmac", "signing"]), ContextWord),
+        // `cargo login <token>`: a random-looking run after `login` is a token.
+        ("login_token", r#"\blogin[ \t]+(?P<vu>[^\s"'`,;]{16,200})"#.into(), KeywordsAt(&["login"], near_login_token), ContextWord),
         // A PIN or one-time code after its word (`pin 4821`, `PIN is 4821`, `otp code 492031`).
         ("pin", r"(?i)\bpin(?:[ \t]+(?:code|number|is|was))*[ \t]+(?P<secret>\d{4,10})\b".into(), KeywordsAt(&["pin"], near_code_word), Password),
         ("otp", r"(?i)\b[th]?otp(?:[ \t]+(?:code|is|was))*[ \t]+(?P<secret>\d{4,10})\b".into(), KeywordsAt(&["otp", "totp", "hotp"], near_code_word), Password),
@@ -426,6 +430,12 @@ mod tests {
             ("PIN is 7731", "7731"),
             ("otp 492031 sent", "492031"),
             ("totp code 118822", "118822"),
+            // SQL's `IDENTIFIED BY`, a key stored under a path, a token after `login`.
+            (r#"mysql -e "CREATE USER 'a'@'%' IDENTIFIED BY 'Zq8vT2mK9pL4'""#, "Zq8vT2mK9pL4"),
+            ("consul kv put app/db_password Hq8ZvL2mX9pR", "Hq8ZvL2mX9pR"),
+            ("etcdctl put /app/api_token Wm3xRk29fLq8", "Wm3xRk29fLq8"),
+            ("cargo login Zq8vT2mK9pL4xW7rYb3n", "Zq8vT2mK9pL4xW7rYb3n"),
+            ("composer config --global http-basic.repo.local deploy Tg7pLq2xVb9", "Tg7pLq2xVb9"),
             ("confluent api-key store JP3MIO5O7UFVJ1WW s/p5XEF/fuTQhjpGhUl3AScsGsTfEWgFSnfBP1my1n4lASOkszPq8hVtRV9Kyi+d --resource lkc-1", "s/p5XEF/fuTQhjpG"),
         ];
         for (text, secret) in positives {
@@ -497,6 +507,9 @@ mod tests {
             "docker login -u ci -p 5000 r; psql -U app -p 5432; mysql -u root -p orders",
             r#"gh secret set TOKEN --body-file t.txt; gh secret set TOKEN --body "$TOKEN""#,
             "az keyvault secret show --name db-pass --value-only",
+            // A word after `login`; `put` with a name that is not a secret.
+            "login succeeded for user alice; docker login registry.internal.local:5000",
+            "consul kv put app/max_connections 100; put token in the header",
             // `pin` / `otp` inside words, a GPIO pin, an Indian postal code.
             "spinner 4821 pinned 4821 shipping 4821 laptop 4821 hotpath 1234",
             "wire the LED to pin 13; pincode 560001",
