@@ -120,7 +120,8 @@ pub(super) fn near_short_flag(t: &[u8], at: usize) -> bool {
 }
 
 /// `login <token>`: the word `login` of its own, then blanks and a run of at least 16
-/// bytes.
+/// bytes of the rule's value class (no blank, quote, `` ` ``, `,` or `;`: `login
+/// succeeded","user"` in a JSON line does not open it).
 pub(super) fn near_login_token(t: &[u8], at: usize) -> bool {
     let word = at + "login".len();
     let mut i = word;
@@ -130,7 +131,9 @@ pub(super) fn near_login_token(t: &[u8], at: usize) -> bool {
     (at == 0 || !t[at - 1].is_ascii_alphanumeric())
         && i > word
         && t.len() >= i + 16
-        && !t[i..i + 16].iter().any(u8::is_ascii_whitespace)
+        && t[i..i + 16]
+            .iter()
+            .all(|&b| !b.is_ascii_whitespace() && !b"\"'`,;".contains(&b))
 }
 
 /// Commands that take a name and then its value, separated by blanks (`config set <name>
@@ -271,5 +274,70 @@ impl Sanitizer {
             any = true;
         }
         any.then_some(active)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each local check, at the first occurrence of its keyword in the text.
+    #[test]
+    fn local_checks_of_the_command_line_rules() {
+        type Near = fn(&[u8], usize) -> bool;
+        let table: &[(Near, &str, &str, bool)] = &[
+            (near_code_word, "pin 4821", "pin", true),
+            (near_code_word, "totp 118822", "totp", true),
+            (near_code_word, "spinner 4821", "pin", false),
+            (near_code_word, "pinned 4821", "pin", false),
+            (near_code_word, "user_pin 4821", "pin", false),
+            (near_code_word, "pin=4821", "pin", false),
+            (near_set_command, "config set api_key v", "key", true),
+            (near_set_command, "set -gx API_TOKEN v", "TOKEN", true),
+            (
+                near_set_command,
+                "npm config set //r.org/:_authToken v",
+                "auth",
+                true,
+            ),
+            (
+                near_set_command,
+                r#"user-secrets set "Smtp:Password" "v""#,
+                "Pass",
+                true,
+            ),
+            (
+                near_set_command,
+                "heroku config:set SECRET_KEY v",
+                "SECRET",
+                true,
+            ),
+            (near_set_command, "rotate api_key v", "key", false),
+            (near_set_command, "config set api_key=v", "key", false),
+            (near_short_flag, "login -u ci -p x", "-p", true),
+            (near_short_flag, "login -u ci -px", "-p", false),
+            (
+                near_login_token,
+                "cargo login Zq8vT2mK9pL4xW7rYb3n",
+                "login",
+                true,
+            ),
+            (
+                near_login_token,
+                r#""msg":"login succeeded","user":"u1""#,
+                "login",
+                false,
+            ),
+            (
+                near_login_token,
+                "relogin Zq8vT2mK9pL4xW7rYb3n",
+                "login",
+                false,
+            ),
+        ];
+        for &(near, text, keyword, want) in table {
+            let at = text.find(keyword).expect("keyword in text");
+            assert_eq!(near(text.as_bytes(), at), want, "{text}");
+        }
     }
 }
