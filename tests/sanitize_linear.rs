@@ -30,6 +30,10 @@ const SHAPES: &[(&str, &str)] = &[
         "",
     ),
     ("authorization: ", ""),
+    // A set command whose "value" is the next command, and a PIN word before a word.
+    ("set token ", ""),
+    ("config set --global db.password ", "xxxx"),
+    ("pin pin 1234 ", ""),
 ];
 
 fn shape(unit: &str, tail: &str, len: usize) -> String {
@@ -88,6 +92,10 @@ const FRAGMENTS: &[&str] = &[
     "auth",
     "hmac",
     "sig",
+    "pin",
+    "otp",
+    "set ",
+    "export ",
     "=",
     ":",
     "\"",

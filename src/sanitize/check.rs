@@ -1,11 +1,9 @@
 //! The verdict on one match: the checks a rule's value must pass before it is redacted.
 
-use std::cell::OnceCell;
-
 use regex::Captures;
 
 use super::engine::Sanitizer;
-use super::entropy::{exempt_quoted, is_random_secret, looks_random};
+use super::entropy::{exempt_quoted, is_random_secret, looks_random, TextFacts};
 use super::keys::{classify_key, in_resource_name, is_password_like};
 use super::placeholder::{
     is_cli_placeholder, is_identifier, is_path, is_placeholder, is_reference, key_value_ok,
@@ -45,8 +43,8 @@ pub(super) enum Check {
 }
 
 impl Sanitizer {
-    /// Decides on one match: the span to redact and its kind, or `None`. `jwk` remembers
-    /// whether the text holds a JSON Web Key (see [`exempt_quoted`]).
+    /// Decides on one match: the span to redact and its kind, or `None`. `facts` remembers
+    /// what the high-entropy rule looked up in the text (see [`exempt_quoted`]).
     ///
     /// A value longer than [`MAX_VALUE_LEN`] is not judged: a key rule redacts it whole when
     /// its key names a secret (else keeps it), every other rule redacts it whole (the
@@ -59,7 +57,7 @@ impl Sanitizer {
         caps: &Captures<'_>,
         text: &str,
         found: Found,
-        jwk: &OnceCell<bool>,
+        facts: &TextFacts,
     ) -> Option<(usize, usize, &'static str)> {
         let unquoted = found.unquoted;
         let mut start = found.start;
@@ -197,7 +195,7 @@ impl Sanitizer {
             Check::ContextWord => {
                 let ctx = caps.name("ctx").map_or("", |c| c.as_str());
                 let l = ctx.to_ascii_lowercase();
-                let strong = l.starts_with("pass") || l == "pwd";
+                let strong = l.starts_with("pass") || l == "pwd" || l.starts_with("identified");
                 if looks_fake(value) || self.is_near_miss(value) {
                     return None;
                 }
@@ -218,7 +216,7 @@ impl Sanitizer {
             }
             Check::HighEntropy => {
                 let quote = caps.get(0).map_or(start, |m| m.start());
-                if exempt_quoted(text, quote, &self.inner.extra_keys, jwk)
+                if exempt_quoted(text, quote, &self.inner.extra_keys, facts)
                     || !is_random_secret(value)
                 {
                     return None;

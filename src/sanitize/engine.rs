@@ -2,7 +2,6 @@
 //! spans become markers, and passes repeat until the output is stable.
 
 use std::borrow::Cow;
-use std::cell::OnceCell;
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::collections::BinaryHeap;
@@ -17,6 +16,7 @@ use regex::Regex;
 
 use super::builder::SanitizerBuilder;
 use super::check::Check;
+use super::entropy::TextFacts;
 use super::keys::{classify_key, KeyStrength};
 use super::placeholder::{is_placeholder, TEMPLATE};
 use super::rules::{Rule, ScanFn};
@@ -251,7 +251,7 @@ impl Sanitizer {
         let inner = &*self.inner;
         let markers = MarkerRegions::new(self.marker_regions(text));
         let mut ends = ValueEnds::default();
-        let jwk = OnceCell::new();
+        let facts = TextFacts::default();
         let (per_byte, floor) = inner.work;
         let mut work = per_byte.saturating_mul(text.len()).saturating_add(floor);
         // Spans with the index of their rule: of two equal spans, the earlier rule names the
@@ -298,7 +298,7 @@ impl Sanitizer {
             }
             work -= cost;
             let mut next;
-            match found.and_then(|f| self.accept(rule, &caps, text, f, &jwk)) {
+            match found.and_then(|f| self.accept(rule, &caps, text, f, &facts)) {
                 Some(span) => {
                     // Text already redacted stays as it is (idempotence): a marker's
                     // kind or `:` must not become part of a new match, as a value or

@@ -118,7 +118,7 @@ pub(super) fn quoted_random_scan(text: &str) -> bool {
     };
     let b = text.as_bytes();
     let is64 = |i: usize| BASE64[usize::from(b[i])];
-    let jwk = OnceCell::new();
+    let facts = TextFacts::default();
     // Runs of the alphabet at least MIN_RANDOM_LEN long, found by probing the last byte of
     // a window (a miss skips the whole window; log lines are mostly short runs). `i` is
     // always the start of a run or just after a byte outside the alphabet.
@@ -145,7 +145,7 @@ pub(super) fn quoted_random_scan(text: &str) -> bool {
             && matches!(b[i - 1], b'"' | b'\'')
             && matches!(b.get(e), Some(b'"' | b'\'' | b'\\'))
             && is_high_entropy(&text[i..e])
-            && !exempt_quoted(text, i - 1, &[], &jwk)
+            && !exempt_quoted(text, i - 1, &[], &facts)
         {
             return true;
         }
@@ -154,10 +154,20 @@ pub(super) fn quoted_random_scan(text: &str) -> bool {
     false
 }
 
+/// How a quoted value is labelled (see [`label_before`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Label<'a> {
+    /// Assigned: `key: "v"`, `key = "v"`, `"key": "v"`, ...
+    Assigned(&'a str),
+    /// A word just before it, without a separator: `sha256 "v"` (Homebrew), `commit "v"`.
+    Juxtaposed(&'a str),
+}
+
 /// The label a quoted value starting at `q` (its opening quote) is assigned to: `key: "v"`,
 /// `"key": "v"`, `key = "v"`, `key => "v"`, `['key'] = "v"`; for an item of a list
-/// (`"ids": ["a", "b"]`) the list's label. `None` when the value stands alone.
-fn label_before(text: &str, q: usize) -> Option<&str> {
+/// (`"ids": ["a", "b"]`) the list's label; else the identifier just before it, after
+/// blanks (`sha256 "v"`). `None` when the value stands alone.
+fn label_before(text: &str, q: usize) -> Option<Label<'_>> {
     let b = text.as_bytes();
     let blanks = |mut i: usize| {
         while i > 0 && matches!(b[i - 1], b' ' | b'\t') {
@@ -174,7 +184,9 @@ fn label_before(text: &str, q: usize) -> Option<&str> {
     while i > 0 && q - i < 4 && matches!(b[i - 1], b'"' | b'\'' | b'\\') {
         i -= 1;
     }
+    let wrapped = i;
     let mut i = blanks(i);
+    let spaced = i < wrapped;
     if i > 0 && matches!(b[i - 1], b',' | b'[') {
         // Back to the list's `[` (bounded; a list does not span lines or objects).
         let floor = i.saturating_sub(1024);
@@ -200,6 +212,13 @@ fn label_before(text: &str, q: usize) -> Option<&str> {
         i -= 2;
     } else if i >= 1 && matches!(b[i - 1], b':' | b'=') {
         i -= 1;
+    } else if spaced {
+        let end = i;
+        let floor = end.saturating_sub(MAX_KEY_LEN);
+        while i > floor && is_key_byte(b[i - 1]) {
+            i -= 1;
+        }
+        return (i < end).then(|| Label::Juxtaposed(&text[i..end]));
     } else {
         return None;
     }
@@ -218,7 +237,7 @@ fn label_before(text: &str, q: usize) -> Option<&str> {
     while i > floor && (is_key_byte(b[i - 1]) || b[i - 1] == b'#') {
         i -= 1;
     }
-    (i < end).then(|| &text[i..end])
+    (i < end).then(|| Label::Assigned(&text[i..end]))
 }
 
 /// The members of a JSON Web Key that hold public key material (`n`, `e` of RSA, `x`, `y`
@@ -272,21 +291,84 @@ const IDENTIFIER_LABELS: &[&str] = &[
     "offset",
     "object",
     "tree",
+    // Abbreviations of a request or transaction id; the commits a ref moved between
+    // (`"before"` / `"after"` of a push event).
+    "req",
+    "tx",
+    "txn",
+    "before",
+    "after",
+    // A reference (a locked VCS revision in `composer.lock`), and keys that are identifiers
+    // of a request, a cache entry or a partition, not credentials.
+    "reference",
+    "idempotency",
+    "dedup",
+    "cache",
+    "partition",
+    "routing",
 ];
 
 /// Label words that only say how a value is encoded: exempt like [`IDENTIFIER_LABELS`]
 /// unless the label also says "key", "secret", ...
 const ENCODING_LABELS: &[&str] = &["b64", "base64", "blob"];
 
+/// What the high-entropy rule looks up once per text, not once per quoted value.
+#[derive(Default)]
+pub(super) struct TextFacts {
+    /// The text holds a JSON Web Key (`"kty"`).
+    jwk: OnceCell<bool>,
+    /// The text holds an HTTP request line (` HTTP/1.1"`): an access log.
+    access_log: OnceCell<bool>,
+}
+
 /// Whether the quoted value whose quote is at `q` is kept by the high-entropy rule: its
-/// label is exempt, or it is a public member of a JSON Web Key.
-/// `jwk` remembers whether the text holds a JSON Web Key (`"kty"`), so that the text is
-/// searched for it once, not once per quoted value.
-pub(super) fn exempt_quoted(text: &str, q: usize, extra: &[String], jwk: &OnceCell<bool>) -> bool {
-    label_before(text, q).is_some_and(|l| {
-        exempt_label(l, extra)
-            || (JWK_PUBLIC_MEMBERS.contains(&l) && *jwk.get_or_init(|| text.contains("\"kty\"")))
-    })
+/// label is exempt, it is a public member of a JSON Web Key, it is a weak HTTP validator
+/// (`W/"v"`), or it is a bare hex value in an access log (an ETag or request id: the
+/// fields of an access log that are not labelled are the request line, the status, the
+/// referer, the user agent and such ids).
+pub(super) fn exempt_quoted(text: &str, q: usize, extra: &[String], facts: &TextFacts) -> bool {
+    if text[..q].ends_with("W/") {
+        return true;
+    }
+    let bare_hex = || {
+        let b = text.as_bytes();
+        let v = &b[q + 1..];
+        let n = v.iter().take_while(|&&c| is_base64_byte(c)).count();
+        v[..n].iter().all(|&c| c.is_ascii_hexdigit() || c == b'-')
+            && *facts.access_log.get_or_init(|| text.contains(" HTTP/"))
+    };
+    match label_before(text, q) {
+        Some(Label::Assigned(l)) => {
+            exempt_label(l, extra)
+                || (JWK_PUBLIC_MEMBERS.contains(&l)
+                    && *facts.jwk.get_or_init(|| text.contains("\"kty\"")))
+        }
+        Some(Label::Juxtaposed(l)) => names_identifier(l) || bare_hex(),
+        None => bare_hex(),
+    }
+}
+
+/// Whether a label names an identifier, a hash, a version or a position
+/// ([`IDENTIFIER_LABELS`]) and not a credential (a session id is one).
+fn names_identifier(label: &str) -> bool {
+    let words = key_words(label);
+    let n: String = words.concat();
+    let identifier = |w: &str| {
+        IDENTIFIER_LABELS
+            .iter()
+            .chain(ENCODING_LABELS)
+            .any(|l| w == *l || (l.len() > 2 && w.ends_with(l)))
+    };
+    !is_credential_label(&words) && (words.iter().any(|w| identifier(w)) || identifier(&n))
+}
+
+/// A session id is a bearer credential; `unseal_key_b64` names a key in base64.
+fn is_credential_label(words: &[String]) -> bool {
+    words
+        .iter()
+        .any(|w| matches!(w.as_str(), "session" | "sid"))
+        || (words.iter().any(|w| ENCODING_LABELS.contains(&w.as_str()))
+            && words.iter().any(|w| KEY_GATE.iter().any(|g| w.contains(g))))
 }
 
 /// Whether the label of a quoted value excludes it from the high-entropy rule: it names an
@@ -296,22 +378,8 @@ pub(super) fn exempt_quoted(text: &str, q: usize, extra: &[String], jwk: &OnceCe
 pub(super) fn exempt_label(label: &str, extra: &[String]) -> bool {
     let words = key_words(label);
     let n: String = words.concat();
-    let names_identifier = |w: &str| {
-        IDENTIFIER_LABELS
-            .iter()
-            .chain(ENCODING_LABELS)
-            .any(|l| w == *l || (l.len() > 2 && w.ends_with(l)))
-    };
-    // A session id is a bearer credential; `unseal_key_b64` names a key in base64.
-    let credential = words
-        .iter()
-        .any(|w| matches!(w.as_str(), "session" | "sid"))
-        || (words.iter().any(|w| ENCODING_LABELS.contains(&w.as_str()))
-            && words.iter().any(|w| KEY_GATE.iter().any(|g| w.contains(g))));
-    !credential
-        && (words.iter().any(|w| names_identifier(w))
-            || names_identifier(&n)
-            || is_descriptive_key(&n))
+    names_identifier(label)
+        || (!is_credential_label(&words) && is_descriptive_key(&n))
         || NOT_SECRET_KEY_PARTS.iter().any(|p| n.contains(p))
         || classify_key(label, extra).is_some()
 }
@@ -336,6 +404,9 @@ mod tests {
             format!(r#"items: ["a", "{hex}"]"#),
             format!(r#"sessionId: "{hex}""#),
             format!(r#"unseal_key_b64: "{b64}""#),
+            // A word before it that is not an identifier; base64 in an access log.
+            format!("using key \"{hex}\""),
+            format!(r#""GET / HTTP/1.1" 200 5 "-" "{b64}""#),
         ];
         for text in &redacted {
             let out = s.sanitize_str(text);
@@ -357,6 +428,18 @@ mod tests {
             format!(r#"If-None-Match: W/"{hex}""#),
             format!(r#"{{"body_b64":"{b64}"}}"#),
             format!(r#"{{"keys":[{{"kty":"RSA","e":"AQAB","n":"{b64}"}}]}}"#),
+            // HTTP validators: a weak ETag anywhere, bare hex in an access log.
+            format!(
+                r#"10.0.0.1 - - [04/Dec/2026:10:00:00 +0000] "GET / HTTP/1.1" 304 0 "-" "curl/8.4" W/"{hex}""#
+            ),
+            format!(r#"10.0.0.1 "GET /a.js HTTP/2.0" 200 512 "-" "curl/8.4" "{hex}" "5e15-{hex}""#),
+            // An identifier word just before it (a Homebrew formula, prose); the commits of a
+            // push event; a request id abbreviated.
+            format!(r#"  sha256 "{hex}""#),
+            format!(r#"checked out commit "{hex}""#),
+            format!(r#"{{"before":"{hex}","after":"{hex}"}}"#),
+            format!(r#"span closed req="{hex}" txn="{hex}""#),
+            format!(r#"{{"reference": "{hex}", "idempotency_key": "{hex}"}}"#),
             // Too short, too regular, an alphabet, an integrity hash, a UUID.
             "\"0123456789abcdef0123\"".to_owned(),
             "\"c3VwZXIgc2VjcmV0IHZhbHVl\"".to_owned(),

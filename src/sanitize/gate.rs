@@ -102,6 +102,98 @@ pub(super) fn near_cli_flag(t: &[u8], at: usize) -> bool {
         && matches!(t.get(key_end(t, at)), Some(b' ' | b'\t'))
 }
 
+/// `pin 4821`, `otp 492031`: the keyword is a word of its own (3 or 4 letters: `pin`,
+/// `otp`, `totp`, `hotp`), followed by a blank.
+pub(super) fn near_code_word(t: &[u8], at: usize) -> bool {
+    let mut e = at;
+    while e < t.len() && e - at < 5 && t[e].is_ascii_alphabetic() {
+        e += 1;
+    }
+    (at == 0 || !(t[at - 1].is_ascii_alphanumeric() || t[at - 1] == b'_'))
+        && (3..=4).contains(&(e - at))
+        && matches!(t.get(e), Some(b' ' | b'\t'))
+}
+
+/// `-p value`: a short flag of its own (`docker login -u ci -p x`).
+pub(super) fn near_short_flag(t: &[u8], at: usize) -> bool {
+    (at == 0 || matches!(t[at - 1], b' ' | b'\t')) && matches!(t.get(at + 2), Some(b' ' | b'\t'))
+}
+
+/// `login <token>`: the word `login` of its own, then blanks and a run of at least 16
+/// bytes of the rule's value class (no blank, quote, `` ` ``, `,` or `;`: `login
+/// succeeded","user"` in a JSON line does not open it).
+pub(super) fn near_login_token(t: &[u8], at: usize) -> bool {
+    let word = at + "login".len();
+    let mut i = word;
+    while matches!(t.get(i), Some(b' ' | b'\t')) {
+        i += 1;
+    }
+    (at == 0 || !t[at - 1].is_ascii_alphanumeric())
+        && i > word
+        && t.len() >= i + 16
+        && t[i..i + 16]
+            .iter()
+            .all(|&b| !b.is_ascii_whitespace() && !b"\"'`,;".contains(&b))
+}
+
+/// Commands that take a name and then its value, separated by blanks (`config set <name>
+/// <value>`, `setenv`, `export`, Dockerfile `ENV`, `heroku config:set`, `git config`).
+pub(super) const SET_COMMANDS: &[&str] = &[
+    "set",
+    "setenv",
+    "setx",
+    "export",
+    "env",
+    "config",
+    "configure",
+    "put",
+];
+
+/// `set <key> <value>` (see [`SET_COMMANDS`]): the word holding the keyword (which may
+/// start with a path, as npm's `//registry/:_authToken`) is followed by a blank, and comes
+/// after a set command, possibly with flags between (`set -gx KEY v`, `git config --global
+/// KEY v`).
+pub(super) fn near_set_command(t: &[u8], at: usize) -> bool {
+    let mut e = key_end(t, at);
+    // A quoted name (`user-secrets set "Smtp:Password" "v"`).
+    if matches!(t.get(e), Some(b'"' | b'\'')) {
+        e += 1;
+    }
+    if !matches!(t.get(e), Some(b' ' | b'\t')) {
+        return false;
+    }
+    let floor = at.saturating_sub(MAX_KEY_LEN);
+    let mut i = at;
+    while i > floor && !t[i - 1].is_ascii_whitespace() {
+        i -= 1;
+    }
+    // Back over at most three words: flags, then the command.
+    for _ in 0..3 {
+        let mut e = i;
+        while e > 0 && matches!(t[e - 1], b' ' | b'\t') {
+            e -= 1;
+        }
+        if e == i {
+            return false;
+        }
+        let floor = e.saturating_sub(16);
+        let mut s = e;
+        while s > floor && !t[s - 1].is_ascii_whitespace() {
+            s -= 1;
+        }
+        let word = &t[s..e];
+        if word.first() == Some(&b'-') && word.len() > 1 {
+            i = s;
+            continue;
+        }
+        let command = word.rsplit(|&b| b == b':').next().unwrap_or(word);
+        return SET_COMMANDS
+            .iter()
+            .any(|c| command.eq_ignore_ascii_case(c.as_bytes()));
+    }
+    false
+}
+
 /// Active-rule bitset: inline for up to 256 rules.
 pub(super) struct Active {
     inline: [u64; 4],
@@ -182,5 +274,70 @@ impl Sanitizer {
             any = true;
         }
         any.then_some(active)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each local check, at the first occurrence of its keyword in the text.
+    #[test]
+    fn local_checks_of_the_command_line_rules() {
+        type Near = fn(&[u8], usize) -> bool;
+        let table: &[(Near, &str, &str, bool)] = &[
+            (near_code_word, "pin 4821", "pin", true),
+            (near_code_word, "totp 118822", "totp", true),
+            (near_code_word, "spinner 4821", "pin", false),
+            (near_code_word, "pinned 4821", "pin", false),
+            (near_code_word, "user_pin 4821", "pin", false),
+            (near_code_word, "pin=4821", "pin", false),
+            (near_set_command, "config set api_key v", "key", true),
+            (near_set_command, "set -gx API_TOKEN v", "TOKEN", true),
+            (
+                near_set_command,
+                "npm config set //r.org/:_authToken v",
+                "auth",
+                true,
+            ),
+            (
+                near_set_command,
+                r#"user-secrets set "Smtp:Password" "v""#,
+                "Pass",
+                true,
+            ),
+            (
+                near_set_command,
+                "heroku config:set SECRET_KEY v",
+                "SECRET",
+                true,
+            ),
+            (near_set_command, "rotate api_key v", "key", false),
+            (near_set_command, "config set api_key=v", "key", false),
+            (near_short_flag, "login -u ci -p x", "-p", true),
+            (near_short_flag, "login -u ci -px", "-p", false),
+            (
+                near_login_token,
+                "cargo login Zq8vT2mK9pL4xW7rYb3n",
+                "login",
+                true,
+            ),
+            (
+                near_login_token,
+                r#""msg":"login succeeded","user":"u1""#,
+                "login",
+                false,
+            ),
+            (
+                near_login_token,
+                "relogin Zq8vT2mK9pL4xW7rYb3n",
+                "login",
+                false,
+            ),
+        ];
+        for &(near, text, keyword, want) in table {
+            let at = text.find(keyword).expect("keyword in text");
+            assert_eq!(near(text.as_bytes(), at), want, "{text}");
+        }
     }
 }

@@ -177,7 +177,11 @@ mod tests {
             "prompt_tokens": 123456789,
             "token_count": 12,
             "port": 5432,
-            "retries": 12345678
+            "retries": 12345678,
+            "pin": 8812,
+            "otp_code": 492031,
+            "shipping": 4821,
+            "pinecone_index": 7
         });
         s.sanitize_json(&mut v);
         assert_eq!(
@@ -189,7 +193,11 @@ mod tests {
                 "prompt_tokens": 123456789,
                 "token_count": 12,
                 "port": 5432,
-                "retries": 12345678
+                "retries": 12345678,
+                "pin": "[REDACTED:pin]",
+                "otp_code": "[REDACTED:otp]",
+                "shipping": 4821,
+                "pinecone_index": 7
             })
         );
         for (text, kept) in [
@@ -200,6 +208,14 @@ mod tests {
             ("token: 3", true),
             ("mapping=12345678901234", true),
             ("spinner: 4921", true),
+            // A PIN or one-time code is a secret however short; words that hold `pin` or
+            // `otp` are not keys of one.
+            ("pin = 1234", false),
+            ("otp: 492031", false),
+            (r#""pin": 8812"#, false),
+            ("user_pin=0420 pinCode: 77310 otp_code=492031", false),
+            ("pinned: 1234 shipping: 4821 topic: 4821 opinion=4821", true),
+            ("pincode: 560001", true),
         ] {
             let out = s.sanitize_str(text);
             assert_eq!(out == text, kept, "{text} -> {out}");

@@ -50,11 +50,31 @@ const SECRET_KEY_PARTS: &[&str] = &[
     "serverkey",
 ];
 
-/// Whether a key names a password (`password`, `db_pass`, `pwd`), whose value is the secret
-/// even when it is a short number.
+/// Key words (whole words of the key: `pin`, `user_pin`, `pinCode`, `otp_code`, not
+/// `spinner`, `shipping`, `topic`) that name a PIN or a one-time code, with the kind each
+/// names. Their value is a secret even when it is a short number.
+const CODE_WORDS: &[(&str, &str)] = &[
+    ("pin", "pin"),
+    ("otp", "otp"),
+    ("totp", "otp"),
+    ("hotp", "otp"),
+];
+
+/// The kind of PIN or one-time code a key names (see [`CODE_WORDS`]).
+fn code_kind(words: &[String]) -> Option<&'static str> {
+    words.iter().find_map(|w| {
+        CODE_WORDS
+            .iter()
+            .find(|(c, _)| w == c)
+            .map(|&(_, kind)| kind)
+    })
+}
+
+/// Whether a key names a password (`password`, `db_pass`, `pwd`) or a PIN or one-time code
+/// (`pin`, `otp_code`), whose value is the secret even when it is a short number.
 pub(super) fn is_password_like(raw: &str) -> bool {
     let n = normalize_key(raw);
-    n.contains("pass") || n.contains("pwd")
+    n.contains("pass") || n.contains("pwd") || code_kind(&key_words(raw)).is_some()
 }
 
 /// Key fragments that look secret but are not: counts, limits, tokenizers, public keys, and
@@ -241,6 +261,9 @@ pub(super) fn classify_key(raw: &str, extra: &[String]) -> Option<(KeyStrength, 
     if pass_word {
         return Some((KeyStrength::Strong, "password"));
     }
+    if let Some(kind) = code_kind(&words) {
+        return Some((KeyStrength::Strong, kind));
+    }
     if SECRET_KEY_PARTS.iter().any(|p| n.contains(p)) {
         return Some((KeyStrength::Strong, key_kind(&n)));
     }
@@ -280,6 +303,13 @@ mod tests {
             "sasl.password",
             "storepass",
             "hmac",
+            "pin",
+            "user_pin",
+            "pinCode",
+            "userPIN",
+            "otp",
+            "otp_code",
+            "totpCode",
         ] {
             assert!(s.is_secret_key(key), "{key}");
         }
@@ -290,6 +320,17 @@ mod tests {
             "public_key",
             "monkey",
             "author",
+            // `pin` and `otp` inside a word, or a key that describes the code.
+            "spinner",
+            "pinned",
+            "shipping",
+            "topic",
+            "pinecone_index",
+            "opinion",
+            "hotpath",
+            "pincode",
+            "pin_length",
+            "otp_enabled",
         ] {
             assert!(!s.is_secret_key(key), "{key}");
         }

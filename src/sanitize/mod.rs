@@ -5,13 +5,21 @@
 //!   `OPENAI_API_KEY`, `sasl.password`, `X-Api-Key`, ...), in JSON objects at any depth and
 //!   in `key=value`, `key: value`, `"key": "value"`, `<key>value</key>`, `--key value`,
 //!   `getenv("key", "value")`, `key="KEY" value="v"` attribute pairs and `name: KEY` /
-//!   `value: v` environment lists. Keys that only *suggest* a secret (`hmac`, `seed`,
+//!   `value: v` environment lists, and a name and its value after a set command (`config set
+//!   <name> <value>`, `setenv`, `export`, `set -gx`, `heroku config:set`, `git config`,
+//!   `consul kv put path/<name> <value>`).
+//!   A key whose words include `pin`, `otp`, `totp` or `hotp` (`user_pin`, `pinCode`,
+//!   `otp_code`; not `spinner` or `topic`) names a PIN or one-time code, a secret even as a
+//!   short number. Keys that only *suggest* a secret (`hmac`, `seed`,
 //!   `signature`, `user_auth`) need a value that looks random (length, alphabet, entropy);
 //! - **context rules**: `-u user:pass` / `--user` on command lines, the password flags of
-//!   `mysql`, `sshpass`, `redis-cli` and `confluent api-key store`, `password 'value'`,
+//!   `mysql`, `sshpass`, `redis-cli`, `confluent api-key store`, `login -u user -p x`
+//!   (docker, oc, cf, az) and `twine upload -p`, a secret store's `--value` / `--body` /
+//!   `--secret-string`, `http-basic.<repo> <user> <password>` (poetry, composer), `login
+//!   <random token>`, SQL's `IDENTIFIED BY 'x'`, `password 'value'`,
 //!   `shared value '<random>'`, `Authorization:` / `X-*-Api-Key:` headers, bearer and basic
 //!   credentials, passwords inside URLs, connection strings and Oracle's `user/pass@`, JAAS
-//!   `password="..."`;
+//!   `password="..."`, a PIN or one-time code after its word (`pin 4821`, `otp 492031`);
 //! - **value detectors**: prefix-anchored patterns for provider API keys, cloud keys, VCS
 //!   tokens, chat tokens and webhooks, payment keys, JWTs and PEM private keys (also
 //!   JSON-escaped). A detector owns its prefix: a value under a secret key that starts with a
@@ -21,8 +29,10 @@
 //!   under a key) of the hex or base64 alphabet, at least 20 long, with letters and digits
 //!   and more than 3.0 (hex) or 4.5 (base64) bits of entropy per character, unless its label
 //!   names an identifier, a hash or a version (`trace_id`, `sha`, `ETag`, `commit`,
-//!   `integrity`, `SRCREV`, ...), describes a secret, says it is public or fake, or names a
-//!   secret (the key rules decide then), or it is a public member of a JSON Web Key. UUIDs,
+//!   `integrity`, `SRCREV`, ...; also a word just before the quote: `sha256 "..."`),
+//!   describes a secret, says it is public or fake, or names a secret (the key rules decide
+//!   then), or it is a public member of a JSON Web Key, a weak HTTP validator (`W/"..."`) or
+//!   bare hex in an access log (ETags and request ids). UUIDs,
 //!   runs of the alphabet and integrity hashes (`sha512-...`) are kept, and so is unquoted
 //!   hex in prose (`commit 3f78...`).
 //!

@@ -7,8 +7,8 @@ use regex::Regex;
 use super::check::Check;
 use super::entropy::quoted_random_scan;
 use super::gate::{
-    discord_scan, near_assignment, near_call_argument, near_cli_flag, near_xml_element,
-    telegram_scan,
+    discord_scan, near_assignment, near_call_argument, near_cli_flag, near_code_word,
+    near_login_token, near_set_command, near_short_flag, near_xml_element, telegram_scan,
 };
 
 pub(super) struct Rule {
@@ -71,6 +71,11 @@ pub(super) fn builtin_rules() -> Vec<RuleDef> {
     );
     let xml_rule = format!(r"<(?P<key>{KEY_NAME})>(?P<vu>[^<>\n]{{1,500}})</");
     let flag_rule = format!(r#"(?:^|[ \t])--?(?P<key>{KEY_NAME})[ \t]+"#);
+    // `config set <key> <value>`, `setenv KEY value`, `export KEY value`, `git config --global
+    // KEY value`, `consul kv put path/KEY value` (the commands of `SET_COMMANDS`; the gate checks which word it is).
+    let set_rule = format!(
+        r#"(?:^|[\s;&|(])(?:[A-Za-z\-]+:)?(?i:set|setenv|setx|export|env|config|configure|put)(?:[ \t]+-{{1,2}}[A-Za-z][A-Za-z\-]*){{0,2}}[ \t]+(?:[^\s=]*[/:])?(?P<key>{KEY_NAME})["']?[ \t]+"#
+    );
     let detectors: Vec<(&'static str, String, Gate, Check)> = vec![
         ("private_key", format!(r"{PEM_HEADER}(?:[\s\S]{{32,}}?{PEM_FOOTER}|{PEM_BODY})"), Keywords(&["-----begin"]), Pem),
         ("openai_api_key", r"sk-[A-Za-z0-9_\-]*T3BlbkFJ[A-Za-z0-9_\-]+".into(), Keywords(&["t3blbkfj"]), t(20)),
@@ -112,6 +117,15 @@ pub(super) fn builtin_rules() -> Vec<RuleDef> {
         ("cli_password", r#"(?:^|[\s;&|(])(?:mysql|mysqldump|mysqladmin|mariadb)[ \t][^\n|;&]*?[ \t]-p(?P<secret>[^\s'"\-][^\s'"]*)"#.into(), Keywords(&["mysql", "mariadb"]), Password),
         ("cli_password", r#"\bsshpass[ \t]+-p[ \t]*(?:'(?P<vq3>[^'\n]+)'|"(?P<vq2>[^"\n]+)"|(?P<vu>[^\s'"]+))"#.into(), Keywords(&["sshpass"]), Password),
         ("cli_password", r#"\bredis-cli\b[^\n|;&]*?[ \t]-a[ \t]+(?:'(?P<vq3>[^'\n]+)'|"(?P<vq2>[^"\n]+)"|(?P<vu>[^\s'"]+))"#.into(), Keywords(&["redis-cli"]), Password),
+        // `login -u user -p password` (docker, podman, helm registry, oc, cf, az) and twine's
+        // `-p`; elsewhere `-p` is often a port or a path, and a number of up to 5 digits is.
+        ("cli_password", r#"\b(?:login|twine[ \t]+upload)\b[^\n|;&]*?[ \t]-p[ \t]+(?:'(?P<vq3>[^'\n]+)'|"(?P<vq2>[^"\n]+)"|(?P<vu>[^\s'"]*[^\s'"\d][^\s'"]*|\d{6,}))"#.into(), KeywordsAt(&["-p"], near_short_flag), Password),
+        // The value of a secret store's set command (`az keyvault secret set --value`, `gh
+        // secret set --body`, `aws secretsmanager ... --secret-string`, `aws ssm
+        // put-parameter --value`).
+        ("cli_secret", r#"(?i)\b(?:secrets?|put-parameter)\b[^\n|;&]*?[ \t]--(?:value|body|secret-string)(?:[ \t]+|=)(?:'(?P<vq3>[^'\n]+)'|"(?P<vq2>[^"\n]+)"|(?P<vu>[^\s'"]+))"#.into(), Keywords(&["--value", "--body", "--secret-string"]), Password),
+        // `config http-basic.<repository> <user> <password>` (poetry, composer).
+        ("cli_password", r#"\bhttp-basic\.[^\s]+[ \t]+(?P<user>[^\s'"]+)[ \t]+(?:'(?P<vq3>[^'\n]+)'|"(?P<vq2>[^"\n]+)"|(?P<vu>[^\s'"]+))"#.into(), Keywords(&["http-basic."]), Password),
         ("confluent_api_secret", r"\bconfluent[ \t]+api-key[ \t]+store[ \t]+(?P<user>[A-Za-z0-9]{16})[ \t]+(?P<secret>[A-Za-z0-9+/]{64})".into(), Keywords(&["confluent"]), Password),
         ("basic_auth", r"(?i)\bbasic[ \t]+(?P<secret>[A-Za-z0-9+/]{8,}={0,3})".into(), Keywords(&["basic"]), Credential),
         ("authorization", r#"(?i)\b(?:proxy-)?authorization\\?["']?[ \t]{0,3}[:=][ \t]{0,3}\\?["']?(?P<secret>(?:[A-Za-z]+[ \t]+)?[^\s"',;\\]{6,})"#.into(), Keywords(&["authorization"]), Credential),
@@ -120,7 +134,12 @@ pub(super) fn builtin_rules() -> Vec<RuleDef> {
         ("connection_string_password", r#"(?i)(?:^|[;?&\s"',])(?:password|pwd|passwd)[ \t]*=[ \t]*(?P<secret>\{(?:[^}\n]|\}\}){0,256}\}|[^;&"'\s,]+)"#.into(), Keywords(&["password", "pwd", "passwd"]), Password),
         ("connection_string_password", r#"(?i)jdbc:oracle:[a-z0-9]+:(?P<user>[^/\s:@"']+)/(?P<secret>[^@\s"']+)@"#.into(), Keywords(&["jdbc:oracle:"]), Password),
         ("jaas_password", r#"(?i)password[ \t]*=[ \t]*\\?["'](?P<secret>[^"'\\]+)\\?["']"#.into(), Keywords(&["password"]), Password),
-        ("secret_context", r#"(?i)\b(?P<ctx>pass(?:word|wd|phrase)?|pwd|shared[ _\-]?(?:value|secret|key)|hmac(?:[ _\-]?(?:key|secret))?|signing[ _\-]?(?:key|secret))[ \t]+(?:(?:is|was|to|of)[ \t]+)?(?:'(?P<vq3>[^'\s]{6,200})'|"(?P<vq2>[^"\s]{6,200})"|`(?P<vq1>[^`\s]{6,200})`|(?P<vu>[^\s"'`,;]{16,200}))"#.into(), Keywords(&["pass", "pwd", "shared", "hmac", "signing"]), ContextWord),
+        ("secret_context", r#"(?i)\b(?P<ctx>pass(?:word|wd|phrase)?|pwd|identified[ \t]+by|shared[ _\-]?(?:value|secret|key)|hmac(?:[ _\-]?(?:key|secret))?|signing[ _\-]?(?:key|secret))[ \t]+(?:(?:is|was|to|of)[ \t]+)?(?:'(?P<vq3>[^'\s]{6,200})'|"(?P<vq2>[^"\s]{6,200})"|`(?P<vq1>[^`\s]{6,200})`|(?P<vu>[^\s"'`,;]{16,200}))"#.into(), Keywords(&["pass", "pwd", "identified", "shared", "hmac", "signing"]), ContextWord),
+        // `cargo login <token>`: a random-looking run after `login` is a token.
+        ("login_token", r#"\blogin[ \t]+(?P<vu>[^\s"'`,;]{16,200})"#.into(), KeywordsAt(&["login"], near_login_token), ContextWord),
+        // A PIN or one-time code after its word (`pin 4821`, `PIN is 4821`, `otp code 492031`).
+        ("pin", r"(?i)\bpin(?:[ \t]+(?:code|number|is|was))*[ \t]+(?P<secret>\d{4,10})\b".into(), KeywordsAt(&["pin"], near_code_word), Password),
+        ("otp", r"(?i)\b[th]?otp(?:[ \t]+(?:code|is|was))*[ \t]+(?P<secret>\d{4,10})\b".into(), KeywordsAt(&["otp", "totp", "hotp"], near_code_word), Password),
         ("high_entropy_string", r#"(?:\\"|"|')(?P<secret>[A-Za-z0-9+/=_\-]{20,})(?:\\"|"|')"#.into(), Scan(quoted_random_scan), HighEntropy),
     ];
     let attribute_rule = format!(
@@ -164,6 +183,13 @@ pub(super) fn builtin_rules() -> Vec<RuleDef> {
             KeywordsAt(KEY_GATE, near_xml_element),
             KeyValue,
             Syntax::Captured,
+        ),
+        (
+            "secret_key_value",
+            set_rule,
+            KeywordsAt(KEY_GATE, near_set_command),
+            KeyValue,
+            Syntax::Flag,
         ),
         (
             "secret_key_value",
@@ -231,7 +257,7 @@ fn last_pem_footer(text: &str) -> Option<usize> {
 }
 
 /// The key candidate: an identifier containing one of [`KEY_GATE`].
-const KEY_NAME: &str = r"[A-Za-z0-9_.\-]*(?i:pass|pwd|pw|secret|token|key|cred|cookie|auth|hmac|seed|sig|jaas)[A-Za-z0-9_.\-]*";
+const KEY_NAME: &str = r"[A-Za-z0-9_.\-]*(?i:pass|pwd|pw|secret|token|key|cred|cookie|auth|hmac|seed|sig|jaas|pin|otp)[A-Za-z0-9_.\-]*";
 
 /// A value: `\"escaped\"`, `"double"`, `'single'` or unquoted.
 pub(super) const VALUE: &str = r#"(?:\\"(?P<vq1>[^"\\]*)\\"|"(?P<vq2>(?:[^"\\\n]|\\.)*)"|'(?P<vq3>[^'\n]*)'|(?P<vu>[^\s"',;&\\]+))"#;
@@ -240,7 +266,7 @@ pub(super) const VALUE: &str = r#"(?:\\"(?P<vq1>[^"\\]*)\\"|"(?P<vq2>(?:[^"\\\n]
 /// them; [`classify_key`](super::keys::classify_key) decides).
 pub(super) const KEY_GATE: &[&str] = &[
     "pass", "pwd", "pw", "secret", "token", "key", "cred", "cookie", "auth", "hmac", "seed", "sig",
-    "jaas",
+    "jaas", "pin", "otp",
 ];
 
 /// Detector prefixes: a value under a secret key that starts with one of these is only
@@ -383,6 +409,33 @@ mod tests {
             ("[config] mysql.passwd = abCdef&35-fhQczBK", "35-fhQczBK"),
             ("db_password: abCdef;35-fhQczBK, user: bob", "35-fhQczBK"),
             ("user: bob,password: hunter2x,role: admin", "hunter2x"),
+            // A name and its value after a set command (`config set`, `setenv`, `export`,
+            // fish's `set -gx`, heroku's `config:set`, npm's registry-scoped key).
+            ("mytool config set api_key Zq8vT2mK9pL4xW7rYb3n", "Zq8vT2mK9pL4xW7rYb3n"),
+            ("npm config set //registry.npmjs.org/:_authToken 5eb4223e-4f1d-4d2b-9a8e-51c4f7e2d913", "5eb4223e"),
+            ("setenv DB_PASS Tr0ub4dor.3x", "Tr0ub4dor.3x"),
+            ("set -gx API_TOKEN Rk29fLq8Wm3x", "Rk29fLq8Wm3x"),
+            ("heroku config:set SECRET_KEY Hq8ZvL2mX9pR4tW7 -a shop", "Hq8ZvL2mX9pR4tW7"),
+            ("git config --global github.token Wm3xRk29fLq8Zq8vT2", "Wm3xRk29fLq8Zq8vT2"),
+            (r#"dotnet user-secrets set "Smtp:Password" "Tg7pLq2xVb9""#, "Tg7pLq2xVb9"),
+            // `login -u user -p password`; a secret store's value flag.
+            ("docker login -u ci -p Zq8vT2mK9pL4 registry.local", "Zq8vT2mK9pL4"),
+            ("oc login https://api:6443 -u admin -p 'Hq8Z vL2m'", "Hq8Z vL2m"),
+            ("twine upload -u __token__ -p Rk29fLq8Wm3xQ dist/*", "Rk29fLq8Wm3xQ"),
+            ("az keyvault secret set --vault-name kv --name db-pass --value Wm3xRk29fLq8", "Wm3xRk29fLq8"),
+            ("gh secret set DEPLOY_TOKEN --body Pz4nQ8rT2v", "Pz4nQ8rT2v"),
+            ("aws secretsmanager put-secret-value --secret-id db --secret-string Yw9bq1Ade", "Yw9bq1Ade"),
+            // A PIN or one-time code after its word.
+            ("enter pin 4821 to unlock", "4821"),
+            ("PIN is 7731", "7731"),
+            ("otp 492031 sent", "492031"),
+            ("totp code 118822", "118822"),
+            // SQL's `IDENTIFIED BY`, a key stored under a path, a token after `login`.
+            (r#"mysql -e "CREATE USER 'a'@'%' IDENTIFIED BY 'Zq8vT2mK9pL4'""#, "Zq8vT2mK9pL4"),
+            ("consul kv put app/db_password Hq8ZvL2mX9pR", "Hq8ZvL2mX9pR"),
+            ("etcdctl put /app/api_token Wm3xRk29fLq8", "Wm3xRk29fLq8"),
+            ("cargo login Zq8vT2mK9pL4xW7rYb3n", "Zq8vT2mK9pL4xW7rYb3n"),
+            ("composer config --global http-basic.repo.local deploy Tg7pLq2xVb9", "Tg7pLq2xVb9"),
             ("confluent api-key store JP3MIO5O7UFVJ1WW s/p5XEF/fuTQhjpGhUl3AScsGsTfEWgFSnfBP1my1n4lASOkszPq8hVtRV9Kyi+d --resource lkc-1", "s/p5XEF/fuTQhjpG"),
         ];
         for (text, secret) in positives {
@@ -446,6 +499,20 @@ mod tests {
             "Set-Cookie: lang=en; Path=/",
             // `Bearer` followed by prose or a key name.
             "bearer authentication failed; token_type=Bearer expires_in=3600",
+            // A set command with a name that is not a secret, or a word of prose after it.
+            "mytool config set log_level debug; set token expired; export TOKEN_TTL 3600",
+            "set password for user bob; git config --global user.name bob",
+            // `-p` as a port, mysql's prompt (its next word is the database), a file or a
+            // variable as a secret's value.
+            "docker login -u ci -p 5000 r; psql -U app -p 5432; mysql -u root -p orders",
+            r#"gh secret set TOKEN --body-file t.txt; gh secret set TOKEN --body "$TOKEN""#,
+            "az keyvault secret show --name db-pass --value-only",
+            // A word after `login`; `put` with a name that is not a secret.
+            "login succeeded for user alice; docker login registry.internal.local:5000",
+            "consul kv put app/max_connections 100; put token in the header",
+            // `pin` / `otp` inside words, a GPIO pin, an Indian postal code.
+            "spinner 4821 pinned 4821 shipping 4821 laptop 4821 hotpath 1234",
+            "wire the LED to pin 13; pincode 560001",
             // Structural gates: clock times and hostnames are not bot tokens.
             "09:12:33.123 GET api.internal.example.org/v1",
         ];
