@@ -133,6 +133,8 @@ fn hot_path(c: &mut Criterion) {
     );
     let _ = guard.shutdown(Duration::from_secs(2));
 
+    filtered_out(c, &mock);
+
     let (writer, _appender_guard) = tracing_appender::non_blocking(std::io::sink());
     bench_in(
         c,
@@ -140,6 +142,66 @@ fn hot_path(c: &mut Criterion) {
         tracing_subscriber::registry()
             .with(tracing_subscriber::fmt::layer().json().with_writer(writer)),
     );
+}
+
+/// A `debug!` with 3 fields, below the layer's level (INFO).
+fn debug_one() {
+    tracing::debug!(
+        pool = "db",
+        idle = 3u64,
+        waited_us = 12u64,
+        "connection checked out"
+    );
+}
+
+/// A dependency's TRACE span with 2 fields: created, entered, left and closed.
+fn dep_trace_span() {
+    let span = tracing::trace_span!(target: "dep::pool", "checkout", pool = "db", slot = 3u64);
+    let _e = span.enter();
+}
+
+/// (e) a filtered-out `debug!` and (f) a dependency's TRACE span, each with registry only,
+/// registry + the layer as `build()` returns it, and registry + the layer behind its own
+/// filter (`OmniNodeLayer::filtered`). Both inside a 2-field INFO span.
+fn filtered_out(
+    c: &mut Criterion,
+    mock: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+) {
+    for (case, f) in [
+        ("e_debug", debug_one as fn()),
+        ("f_dep_trace_span", dep_trace_span),
+    ] {
+        let run = |c: &mut Criterion, name: String, dispatch: tracing::Dispatch| {
+            tracing::dispatcher::with_default(&dispatch, || {
+                // Callsite interest is cached per callsite: rebuild it for this subscriber.
+                tracing::callsite::rebuild_interest_cache();
+                let span = tracing::info_span!("request", tenant_id = "acme", request_id = "r-1");
+                let _e = span.enter();
+                c.bench_function(&name, |b| b.iter(f));
+            });
+        };
+        run(
+            c,
+            format!("{case}_registry_only"),
+            tracing::Dispatch::new(tracing_subscriber::registry()),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let (layer, guard) = omninode(&mock.bootstrap_servers(), dir.path());
+        run(
+            c,
+            format!("{case}_registry_plus_omninode"),
+            tracing::Dispatch::new(tracing_subscriber::registry().with(layer)),
+        );
+        let _ = guard.shutdown(Duration::from_secs(5));
+        let dir = tempfile::tempdir().unwrap();
+        let (layer, guard) = omninode(&mock.bootstrap_servers(), dir.path());
+        run(
+            c,
+            format!("{case}_registry_plus_omninode_filtered"),
+            tracing::Dispatch::new(tracing_subscriber::registry().with(layer.filtered())),
+        );
+        let _ = guard.shutdown(Duration::from_secs(5));
+    }
 }
 
 criterion_group! {
