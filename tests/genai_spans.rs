@@ -47,6 +47,17 @@ fn travel_agent() {
             "tool result logged"
         );
     }
+    {
+        // A whole prompt on a span: over the 64 KiB cap, so never copied.
+        let prompt = "p".repeat(1 << 20);
+        let _chat = tracing::info_span!(
+            "chat gpt-4o",
+            gen_ai.operation.name = "chat",
+            prompt = prompt.as_str()
+        )
+        .entered();
+        tracing::info!("model called");
+    }
     booking_agent();
     let span = tracing::Span::current();
     span.record("gen_ai.usage.input_tokens", 1200u64);
@@ -151,6 +162,15 @@ fn genai_agent_and_tool_spans_become_executions_and_context() {
         "search_flights"
     );
     assert_eq!(log("booked")["causation_id"], booking[0]["event_id"]);
+    let called = log("model called");
+    assert_eq!(
+        called["payload"]["context"]["prompt"],
+        "[omitted: 1048576 bytes]"
+    );
+    assert_eq!(
+        called["payload"]["context"]["gen_ai.operation.name"],
+        "chat"
+    );
 
     // Tool arguments and results: the field names may show, their values never.
     let marker = "[omitted: sensitive gen_ai content]";

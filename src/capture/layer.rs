@@ -581,4 +581,125 @@ mod tests {
         assert!(!ignored_target("my_app"));
         assert!(!ignored_target(AUDIT_TARGET));
     }
+
+    /// Metadata of a span or event callsite with these fields.
+    fn meta(
+        name: &'static str,
+        target: &'static str,
+        level: Level,
+        fields: &'static [&'static str],
+        span: bool,
+    ) -> &'static Metadata<'static> {
+        struct Cs;
+        impl tracing::callsite::Callsite for Cs {
+            fn set_interest(&self, _: Interest) {}
+            fn metadata(&self) -> &Metadata<'_> {
+                unreachable!()
+            }
+        }
+        static CS: Cs = Cs;
+        let kind = if span {
+            tracing::metadata::Kind::SPAN
+        } else {
+            tracing::metadata::Kind::EVENT
+        };
+        Box::leak(Box::new(Metadata::new(
+            name,
+            target,
+            level,
+            None,
+            None,
+            None,
+            tracing::field::FieldSet::new(fields, tracing::callsite::Identifier(&CS)),
+            kind,
+        )))
+    }
+
+    #[test]
+    fn events_more_verbose_than_the_level_are_ignored_but_audit_and_instrument_err_are_not() {
+        let ev =
+            |target, level, fields| event_use(meta("e", target, level, fields, false), Level::INFO);
+        assert_eq!(ev("app", Level::INFO, &["message"]), EventUse::Ship);
+        assert_eq!(ev("app", Level::DEBUG, &["message"]), EventUse::Ignore);
+        assert_eq!(ev("app", Level::DEBUG, &["error"]), EventUse::AgentOutcome);
+        assert_eq!(
+            ev("app", Level::DEBUG, &["error", "message"]),
+            EventUse::Ignore
+        );
+        assert_eq!(
+            ev("rdkafka::client", Level::ERROR, &["message"]),
+            EventUse::Ignore
+        );
+        for t in [AUDIT_TARGET, SECURITY_TARGET, TYPED_TARGET] {
+            assert_eq!(ev(t, Level::TRACE, &["message"]), EventUse::Ship, "{t}");
+        }
+    }
+
+    #[test]
+    fn verbose_spans_are_captured_only_when_they_matter() {
+        let sp =
+            |name, level, fields| span_wanted(meta(name, "dep", level, fields, true), Level::INFO);
+        assert!(sp("request", Level::INFO, &["route"]));
+        assert!(!sp("checkout", Level::TRACE, &["pool"]));
+        assert!(!sp("invoke_agents_list", Level::TRACE, &[]));
+        for name in [
+            "invoke_agent",
+            "invoke_agent x",
+            "create_agent x",
+            "execute_tool t",
+        ] {
+            assert!(sp(name, Level::TRACE, &[]), "{name}");
+        }
+        for f in CONTEXT_FIELDS {
+            assert!(sp("s", Level::TRACE, std::slice::from_ref(f)), "{f}");
+        }
+        let filter = CaptureFilter {
+            max_level: Level::INFO,
+        };
+        let cs = |m| {
+            <CaptureFilter as Filter<tracing_subscriber::Registry>>::callsite_enabled(&filter, m)
+        };
+        assert!(cs(meta("checkout", "dep", Level::TRACE, &["pool"], true)).is_never());
+        assert!(cs(meta("e", "dep", Level::DEBUG, &["message"], false)).is_never());
+        assert!(cs(meta("e", AUDIT_TARGET, Level::ERROR, &["action"], false)).is_always());
+    }
+
+    #[test]
+    fn tools_are_never_agents() {
+        let text = |n: &'static str, v: &str| (n, FieldValue::Str(v.into()));
+        let role = |name, fields, own: Fields| {
+            SpanRole::of(meta(name, "app", Level::INFO, fields, true), &own)
+        };
+        assert_eq!(role("x", &["agent_name"], vec![]), SpanRole::Agent);
+        assert_eq!(role("invoke_agent a", &[], vec![]), SpanRole::Agent);
+        assert_eq!(
+            role(
+                "x",
+                &["gen_ai.operation.name"],
+                vec![text("gen_ai.operation.name", "create_agent")]
+            ),
+            SpanRole::Agent
+        );
+        assert_eq!(
+            role(
+                "x",
+                &["gen_ai.operation.name"],
+                vec![text("gen_ai.operation.name", "chat")]
+            ),
+            SpanRole::Plain
+        );
+        assert_eq!(
+            role("execute_tool search", &["agent_name"], vec![]),
+            SpanRole::Tool
+        );
+        assert_eq!(
+            role(
+                "invoke_agent a",
+                &["gen_ai.operation.name"],
+                vec![text("gen_ai.operation.name", "execute_tool")]
+            ),
+            SpanRole::Tool
+        );
+        assert_eq!(role("x", &["gen_ai.agent.name"], vec![]), SpanRole::Plain);
+    }
 }
