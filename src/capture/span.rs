@@ -86,8 +86,14 @@ pub(crate) fn nearest_ctx<S>(span: &SpanRef<'_, S>) -> Option<Arc<SpanCtx>>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    span.scope()
-        .find_map(|s| s.extensions().get::<SpanData>().map(|d| d.ctx.clone()))
+    // The span itself first: `scope()` would look it up in the registry a second time.
+    if let Some(d) = span.extensions().get::<SpanData>() {
+        return Some(d.ctx.clone());
+    }
+    span.parent().and_then(|p| {
+        p.scope()
+            .find_map(|s| s.extensions().get::<SpanData>().map(|d| d.ctx.clone()))
+    })
 }
 
 /// Without the `opentelemetry` feature there is no OpenTelemetry context to read.
