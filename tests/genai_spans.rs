@@ -71,6 +71,21 @@ fn booking_agent() {
     tracing::info!("booked");
 }
 
+/// An async agent with an async tool call, run as a task on a multi-thread runtime.
+#[instrument(name = "invoke_agent async-researcher")]
+async fn async_agent() {
+    use tracing::Instrument;
+    async {
+        tokio::task::yield_now().await;
+        tracing::info!("async tool ran");
+    }
+    .instrument(tracing::info_span!(
+        "execute_tool fetch",
+        gen_ai.tool.call.arguments = SECRET_ARGS
+    ))
+    .await;
+}
+
 #[test]
 fn genai_agent_and_tool_spans_become_executions_and_context() {
     let bootstrap = common::broker();
@@ -90,6 +105,16 @@ fn genai_agent_and_tool_spans_become_executions_and_context() {
         )
         .entered();
         tracing::info!("inside by-operation");
+        drop(_a);
+        use tracing::instrument::WithSubscriber;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let task = async_agent().with_current_subscriber();
+        rt.block_on(async move { tokio::spawn(task).await })
+            .unwrap();
     });
     let report = guard.shutdown(Duration::from_secs(20)).unwrap();
     assert_eq!(report.dead_lettered, 0, "{report:?}");
@@ -115,7 +140,7 @@ fn genai_agent_and_tool_spans_become_executions_and_context() {
         .filter(|v| v["event_type"] == STARTED)
         .map(|v| v["payload"]["agent_name"].as_str().unwrap())
         .collect();
-    assert_eq!(started.len(), 3, "{started:?}");
+    assert_eq!(started.len(), 4, "{started:?}");
     assert!(got.iter().all(|v| v["event_type"] != FAILED));
 
     let travel = of(STARTED, "travel-planner");
@@ -147,6 +172,9 @@ fn genai_agent_and_tool_spans_become_executions_and_context() {
         booking[0]["event_id"]
     );
     assert_eq!(of(COMPLETED, "by-operation").len(), 1);
+    let researcher = of(STARTED, "async-researcher");
+    assert_eq!(researcher.len(), 1);
+    assert_eq!(of(COMPLETED, "async-researcher").len(), 1);
 
     // Events inside a tool span belong to the agent around it, with the tool as context.
     let log = |m: &str| {
@@ -162,6 +190,12 @@ fn genai_agent_and_tool_spans_become_executions_and_context() {
         "search_flights"
     );
     assert_eq!(log("booked")["causation_id"], booking[0]["event_id"]);
+    let async_ran = log("async tool ran");
+    assert_eq!(async_ran["causation_id"], researcher[0]["event_id"]);
+    assert_eq!(
+        async_ran["payload"]["context"]["gen_ai.tool.call.arguments"],
+        "[omitted: sensitive gen_ai content]"
+    );
     let called = log("model called");
     assert_eq!(
         called["payload"]["context"]["prompt"],
