@@ -221,3 +221,45 @@ fn alone_behind_its_filter_the_layer_disables_what_it_does_not_ship() {
     );
     check_shipped(&shipped(p), "alone");
 }
+
+#[test]
+fn a_stale_filter_answer_never_loses_an_agent_span_or_an_audit_event() {
+    let (layer, p) = pipeline("stale");
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_test_writer())
+        .with(layer.filtered());
+    tracing::subscriber::with_default(subscriber, || {
+        // Each `enabled!` leaves the filter's "disabled" answer behind on this thread
+        // (nothing is dispatched after it); the span or event right after must not read it.
+        assert!(tracing::enabled!(target: "dep::pool", Level::TRACE));
+        let agent = tracing::info_span!("plan", agent_name = "after-enabled");
+        assert!(tracing::enabled!(target: "dep::pool", Level::TRACE));
+        agent.in_scope(|| {
+            assert!(tracing::enabled!(target: "dep::pool", Level::TRACE));
+            tracing_omninode::audit!(
+                action = "doc.read",
+                actor = "alice",
+                resource = "doc/2",
+                outcome = "success"
+            );
+        });
+    });
+    let got = shipped(p);
+    let types: Vec<&str> = got
+        .iter()
+        .map(|v| v["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types.iter().filter(|t| **t == common::AUDIT).count(),
+        1,
+        "{types:?}"
+    );
+    assert!(
+        types.contains(&"omninode.agent.execution.started.v1"),
+        "{types:?}"
+    );
+    assert!(
+        types.contains(&"omninode.agent.execution.completed.v1"),
+        "{types:?}"
+    );
+}

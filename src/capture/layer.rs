@@ -232,9 +232,16 @@ impl<S> Filter<S> for CaptureFilter {
         callsite_wanted(meta, self.max_level)
     }
 
+    /// `never` for what the layer does not capture; `sometimes`, never `always`, for the
+    /// rest. tracing-subscriber hands a per-layer filter's answer from `enabled` to
+    /// `on_new_span`/`on_event` through a thread-local; for an `always` callsite the
+    /// macros skip `enabled`, and the layer would read the answer left by an unrelated
+    /// earlier `enabled` call (a `tracing::enabled!` or `log_enabled!` that disabled it) and
+    /// silently miss an agent span or an audit event (tokio-rs/tracing#2519). With
+    /// `sometimes` the answer is computed for every span and event.
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
         if callsite_wanted(meta, self.max_level) {
-            Interest::always()
+            Interest::sometimes()
         } else {
             Interest::never()
         }
@@ -661,7 +668,7 @@ mod tests {
         };
         assert!(cs(meta("checkout", "dep", Level::TRACE, &["pool"], true)).is_never());
         assert!(cs(meta("e", "dep", Level::DEBUG, &["message"], false)).is_never());
-        assert!(cs(meta("e", AUDIT_TARGET, Level::ERROR, &["action"], false)).is_always());
+        assert!(cs(meta("e", AUDIT_TARGET, Level::ERROR, &["action"], false)).is_sometimes());
     }
 
     #[test]
