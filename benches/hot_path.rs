@@ -8,8 +8,14 @@
 //! - (d) an `audit!` (a guaranteed event) through the layer, in batches that always find
 //!   queue room (the queue is drained, untimed, between batches): the caller's own cost.
 //!
+//! - (e) a `debug!` with 3 fields, filtered out (the layer is at INFO), and (f) a
+//!   dependency's TRACE span with 2 fields (created, entered, left, closed), each with
+//!   registry only, registry + the layer as `build()` returns it (it never disables a
+//!   callsite, so that other layers keep their events), and registry + the layer behind its
+//!   own per-layer filter (`OmniNodeLayer::filtered`).
+//!
 //! Goal: (b) ≤ 0.2 × (c), (b') ≈ (b), (d) within 10 % of the code before the write-ahead
-//! spool.
+//! spool; (e) and (f) with the layer ≤ 2 × registry only.
 //!
 //! Last measured on 2026-12-04 (2-core VM, `cargo bench --bench hot_path`), side by side with
 //! the code before that day's renovation and write-ahead spool (`b8f5a42`, this same file),
@@ -22,6 +28,18 @@
 //! | (b') registry + OmniNode layer, broker unreachable | 223 ns | 212 ns |
 //! | (c) registry + `fmt().json()` via `non_blocking` | 2.83 µs | 3.48 µs |
 //! | (d) `audit!`, always room in the queue | 273 ns (273-649) | 369 ns (369-462) |
+//!
+//! Cases (e) and (f), measured on 2026-12-04 (`cargo bench --bench hot_path -- '^(e_|f_)'`,
+//! one run, load average about 3 on the 2 cores: another build was running):
+//!
+//! | case | registry only | + layer as built | + layer, `filtered()` |
+//! |---|---|---|---|
+//! | (e) filtered-out `debug!` | 9.9 ns | 14.5 ns (1.47 ×) | 1.9 ns (0.20 ×) |
+//! | (f) a dependency's TRACE span | 114 ns | 162 ns (1.42 ×) | 2.0 ns (0.02 ×) |
+//!
+//! Behind its filter the layer is the only one interested, so tracing's callsite cache
+//! turns both into one atomic load, cheaper than the registry alone (which enables
+//! everything).
 //!
 //! (b) / (c) = 0.09 (goal ≤ 0.2); (b') ≈ (b); (d) is not slower. The spread is other builds
 //! running on the machine during the noisier runs. In (b) the queue may be full part of the
@@ -133,6 +151,8 @@ fn hot_path(c: &mut Criterion) {
     );
     let _ = guard.shutdown(Duration::from_secs(2));
 
+    filtered_out(c, &mock);
+
     let (writer, _appender_guard) = tracing_appender::non_blocking(std::io::sink());
     bench_in(
         c,
@@ -140,6 +160,66 @@ fn hot_path(c: &mut Criterion) {
         tracing_subscriber::registry()
             .with(tracing_subscriber::fmt::layer().json().with_writer(writer)),
     );
+}
+
+/// A `debug!` with 3 fields, below the layer's level (INFO).
+fn debug_one() {
+    tracing::debug!(
+        pool = "db",
+        idle = 3u64,
+        waited_us = 12u64,
+        "connection checked out"
+    );
+}
+
+/// A dependency's TRACE span with 2 fields: created, entered, left and closed.
+fn dep_trace_span() {
+    let span = tracing::trace_span!(target: "dep::pool", "checkout", pool = "db", slot = 3u64);
+    let _e = span.enter();
+}
+
+/// (e) a filtered-out `debug!` and (f) a dependency's TRACE span, each with registry only,
+/// registry + the layer as `build()` returns it, and registry + the layer behind its own
+/// filter (`OmniNodeLayer::filtered`). Both inside a 2-field INFO span.
+fn filtered_out(
+    c: &mut Criterion,
+    mock: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+) {
+    for (case, f) in [
+        ("e_debug", debug_one as fn()),
+        ("f_dep_trace_span", dep_trace_span),
+    ] {
+        let run = |c: &mut Criterion, name: String, dispatch: tracing::Dispatch| {
+            tracing::dispatcher::with_default(&dispatch, || {
+                // Callsite interest is cached per callsite: rebuild it for this subscriber.
+                tracing::callsite::rebuild_interest_cache();
+                let span = tracing::info_span!("request", tenant_id = "acme", request_id = "r-1");
+                let _e = span.enter();
+                c.bench_function(&name, |b| b.iter(f));
+            });
+        };
+        run(
+            c,
+            format!("{case}_registry_only"),
+            tracing::Dispatch::new(tracing_subscriber::registry()),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let (layer, guard) = omninode(&mock.bootstrap_servers(), dir.path());
+        run(
+            c,
+            format!("{case}_registry_plus_omninode"),
+            tracing::Dispatch::new(tracing_subscriber::registry().with(layer)),
+        );
+        let _ = guard.shutdown(Duration::from_secs(5));
+        let dir = tempfile::tempdir().unwrap();
+        let (layer, guard) = omninode(&mock.bootstrap_servers(), dir.path());
+        run(
+            c,
+            format!("{case}_registry_plus_omninode_filtered"),
+            tracing::Dispatch::new(tracing_subscriber::registry().with(layer.filtered())),
+        );
+        let _ = guard.shutdown(Duration::from_secs(5));
+    }
 }
 
 criterion_group! {

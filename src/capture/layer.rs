@@ -4,19 +4,24 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use tracing::level_filters::LevelFilter;
 use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::layer::Context;
+use tracing::subscriber::Interest;
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::filter::Filtered;
+use tracing_subscriber::layer::{Context, Filter};
 use tracing_subscriber::registry::LookupSpan;
-use uuid::Uuid;
 
-use crate::capture::agent::{fail_enclosing_agent, AgentState, OpenAgents};
+use crate::capture::agent::{
+    fail_enclosing_agent, fail_own_agent, note_panic_in_enclosing_agent, AgentState, OpenAgents,
+};
 use crate::capture::queue::Queue;
-use crate::capture::record::{Body, Captured, Causation, Fields, SpanCtx};
-use crate::capture::span::{build_ctx, otel_traceparent, parent_ctx, SpanData};
+use crate::capture::record::{Body, Captured, Causation, FieldValue, Fields, SpanCtx};
+use crate::capture::span::{build_ctx, nearest_ctx, otel_traceparent, parent_ctx, SpanData};
 use crate::capture::visit::{field_text, set_field, Collector};
 use crate::contract::events::AnyEvent;
 use crate::contract::timestamp::Timestamp;
@@ -66,12 +71,144 @@ fn ignored_target(target: &str) -> bool {
         || target.starts_with("tracing_omninode")
 }
 
+/// Span fields that carry context for everything inside the span: a span declaring one
+/// is captured whatever its level.
+const CONTEXT_FIELDS: &[&str] = &[
+    "correlation_id",
+    "tenant_id",
+    "namespace",
+    "session_id",
+    "gen_ai.conversation.id",
+    "agent_name",
+    "gen_ai.operation.name",
+];
+
+/// Whether the span name `name` is the GenAI operation `op` (`invoke_agent` or
+/// `invoke_agent planner`).
+fn genai_span_name(name: &str, op: &str) -> bool {
+    name.strip_prefix(op)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+}
+
+/// What a span is to the layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SpanRole {
+    /// Context for what is inside it: its fields go into the events' `context`.
+    Plain,
+    /// An agent execution: a span with an `agent_name` field, a span named
+    /// `invoke_agent ...`/`create_agent ...`, or one whose `gen_ai.operation.name` is
+    /// `invoke_agent`/`create_agent` when it is created.
+    Agent,
+    /// A GenAI `execute_tool` span (by name or `gen_ai.operation.name`): context, never an
+    /// agent execution, even when it carries `gen_ai.agent.name`.
+    Tool,
+}
+
+impl SpanRole {
+    fn of(meta: &Metadata<'_>, own: &Fields) -> SpanRole {
+        let op = field_text(own, "gen_ai.operation.name");
+        let op = op.as_deref();
+        let name = meta.name();
+        if op == Some("execute_tool") || genai_span_name(name, "execute_tool") {
+            SpanRole::Tool
+        } else if meta.fields().field("agent_name").is_some()
+            || matches!(op, Some("invoke_agent" | "create_agent"))
+            || genai_span_name(name, "invoke_agent")
+            || genai_span_name(name, "create_agent")
+        {
+            SpanRole::Agent
+        } else {
+            SpanRole::Plain
+        }
+    }
+}
+
+/// Whether the layer captures a span of this callsite: one at or above its level, or any
+/// span that can be an agent or a tool, or that carries context ([`CONTEXT_FIELDS`]). Other
+/// spans (a dependency's TRACE spans under a layer at INFO) are not captured: their fields
+/// reach no event, and what is inside them sees the context of the nearest captured
+/// ancestor.
+fn span_wanted(meta: &Metadata<'_>, max_level: Level) -> bool {
+    if *meta.level() <= max_level {
+        return true;
+    }
+    let name = meta.name();
+    ["invoke_agent", "create_agent", "execute_tool"]
+        .iter()
+        .any(|op| genai_span_name(name, op))
+        || CONTEXT_FIELDS
+            .iter()
+            .any(|f| meta.fields().field(f).is_some())
+}
+
+/// The event `#[instrument(err)]` emits: one field, `error`, no message.
+fn is_instrument_err(meta: &Metadata<'_>) -> bool {
+    let fields = meta.fields();
+    fields.len() == 1 && fields.field("error").is_some()
+}
+
+/// What the layer does with an event of this callsite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EventUse {
+    /// Nothing.
+    Ignore,
+    /// Shipped (and, for an error, fails the agent it belongs to).
+    Ship,
+    /// Not shipped (more verbose than the layer's level) but it is what
+    /// `#[instrument(err(level = ...))]` emits: it may fail its agent span.
+    AgentOutcome,
+}
+
+fn event_use(meta: &Metadata<'_>, max_level: Level) -> EventUse {
+    let target = meta.target();
+    if Kind::of(target) != Kind::Log {
+        return EventUse::Ship;
+    }
+    if ignored_target(target) {
+        EventUse::Ignore
+    } else if *meta.level() <= max_level {
+        EventUse::Ship
+    } else if is_instrument_err(meta) {
+        EventUse::AgentOutcome
+    } else {
+        EventUse::Ignore
+    }
+}
+
+/// Whether the layer does anything with a span or event of this callsite.
+fn callsite_wanted(meta: &Metadata<'_>, max_level: Level) -> bool {
+    if meta.is_span() {
+        span_wanted(meta, max_level)
+    } else {
+        event_use(meta, max_level) != EventUse::Ignore
+    }
+}
+
 /// The layer returned by [`crate::Builder::build`]. Compose it with other layers
 /// (`fmt`, `tracing-opentelemetry`, filters) on a `tracing_subscriber::Registry`.
+///
+/// # Filtering
+///
+/// Installed as it is, the layer never disables a callsite: `register_callsite` answers
+/// `Interest::always()`, `enabled` `true` and `max_level_hint` `None`. A plain `Layer`'s
+/// answers filter the *whole* subscriber in tracing-subscriber (and a `max_level_hint` of
+/// `INFO` would lower the global maximum level), so anything else would take `debug!`
+/// events away from a `fmt` layer composed alongside. What the layer does not ship (events
+/// more verbose than its level, the pipeline's and librdkafka's own targets, verbose spans
+/// that are neither agents, tools nor carry context) it drops at the top of its callbacks.
+///
+/// [`OmniNodeLayer::filtered`] installs the same decisions as a per-layer filter
+/// ([`CaptureFilter`]): tracing then skips those callsites for this layer only, and for the
+/// whole subscriber when no other layer wants them (a filtered-out `debug!` then costs what
+/// it costs with no subscriber at all). `audit!`, `security!` and [`crate::emit`] events are
+/// always enabled.
 pub struct OmniNodeLayer {
     queue: Arc<Queue>,
     agents: Arc<OpenAgents>,
     max_level: Level,
+    /// Agent spans created and not closed yet: while there are none, entering and closing a
+    /// span costs the layer one atomic load.
+    live_agents: AtomicUsize,
 }
 
 impl fmt::Debug for OmniNodeLayer {
@@ -82,13 +219,69 @@ impl fmt::Debug for OmniNodeLayer {
     }
 }
 
+/// The per-layer filter of [`OmniNodeLayer::filtered`]: enables exactly the callsites the
+/// layer does something with (see [`OmniNodeLayer`]'s "Filtering"). Combine it with other
+/// filters through `tracing_subscriber::filter::FilterExt`.
+#[derive(Debug, Clone, Copy)]
+pub struct CaptureFilter {
+    max_level: Level,
+}
+
+impl<S> Filter<S> for CaptureFilter {
+    fn enabled(&self, meta: &Metadata<'_>, _cx: &Context<'_, S>) -> bool {
+        callsite_wanted(meta, self.max_level)
+    }
+
+    /// `never` for what the layer does not capture; `sometimes`, never `always`, for the
+    /// rest. tracing-subscriber hands a per-layer filter's answer from `enabled` to
+    /// `on_new_span`/`on_event` through a thread-local; for an `always` callsite the
+    /// macros skip `enabled`, and the layer would read the answer left by an unrelated
+    /// earlier `enabled` call (a `tracing::enabled!` or `log_enabled!` that disabled it) and
+    /// silently miss an agent span or an audit event (tokio-rs/tracing#2519). With
+    /// `sometimes` the answer is computed for every span and event.
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        if callsite_wanted(meta, self.max_level) {
+            Interest::sometimes()
+        } else {
+            Interest::never()
+        }
+    }
+}
+
 impl OmniNodeLayer {
     pub(crate) fn new(queue: Arc<Queue>, agents: Arc<OpenAgents>, max_level: Level) -> Self {
         OmniNodeLayer {
             queue,
             agents,
             max_level,
+            live_agents: AtomicUsize::new(0),
         }
+    }
+
+    /// The per-layer filter that enables exactly what this layer captures.
+    pub fn capture_filter(&self) -> CaptureFilter {
+        CaptureFilter {
+            max_level: self.max_level,
+        }
+    }
+
+    /// The layer behind its own [`CaptureFilter`], so that tracing skips what the layer
+    /// would not ship without taking anything away from other layers:
+    ///
+    /// ```no_run
+    /// use tracing_subscriber::prelude::*;
+    /// let (layer, guard) = tracing_omninode::builder().build().unwrap();
+    /// tracing_subscriber::registry()
+    ///     .with(tracing_subscriber::fmt::layer())
+    ///     .with(layer.filtered())
+    ///     .init();
+    /// ```
+    pub fn filtered<S>(self) -> Filtered<Self, CaptureFilter, S>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let filter = self.capture_filter();
+        tracing_subscriber::Layer::with_filter(self, filter)
     }
 
     fn capture(&self, span: Option<Arc<SpanCtx>>, causation: Causation, body: Body) -> Captured {
@@ -116,37 +309,89 @@ impl OmniNodeLayer {
     }
 
     /// The event that ends `agent`, unless shutdown already ended it.
-    fn ended(&self, ctx: Arc<SpanCtx>, agent: AgentState) -> Option<Captured> {
+    fn ended(&self, ctx: Arc<SpanCtx>, agent: AgentState, panicking: bool) -> Option<Captured> {
         if !self.agents.close(agent.started_id) {
             return None;
         }
         let causation = Causation::Explicit(Some(agent.started_id));
-        Some(self.capture(Some(ctx), causation, Body::Typed(agent.end_event())))
+        Some(self.capture(
+            Some(ctx),
+            causation,
+            Body::Typed(agent.end_event(panicking)),
+        ))
     }
+}
+
+/// Installs a panic hook that emits an ERROR event (target `omninode::panic`, fields
+/// `panic.payload` and `panic.location`, the names `tracing-panic` uses) before calling the
+/// hook that was installed before it. The event ships as an application log, and an agent
+/// span that then closes during the unwind ends `failed` with that message. Never installed
+/// unless the application calls this; without it a panicking agent still ends
+/// `failed`/`panic`, with a fixed message.
+pub fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "<a panic payload that is not a string>".to_owned());
+        let location = info.location().map(|l| l.to_string()).unwrap_or_default();
+        tracing::event!(
+            target: "omninode::panic",
+            Level::ERROR,
+            panic.payload = payload.as_str(),
+            panic.location = location.as_str(),
+            "a panic occurred"
+        );
+        previous(info);
+    }));
 }
 
 impl<S> tracing_subscriber::Layer<S> for OmniNodeLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    /// Always `Interest::always()`: see "Filtering" on [`OmniNodeLayer`].
+    fn register_callsite(&self, _meta: &'static Metadata<'static>) -> Interest {
+        Interest::always()
+    }
+
+    /// Always `true`: see "Filtering" on [`OmniNodeLayer`].
+    fn enabled(&self, _meta: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
+        true
+    }
+
+    /// No hint: see "Filtering" on [`OmniNodeLayer`].
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        None
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if super::is_ignored_thread() {
+        let meta = attrs.metadata();
+        if !span_wanted(meta, self.max_level) || super::is_ignored_thread() {
             return;
         }
         let Some(span) = ctx.span(id) else { return };
         let mut own = Fields::new();
-        attrs.record(&mut Collector::new(&mut own));
+        attrs.record(&mut Collector::for_span(&mut own));
         let parent = parent_ctx(&span);
-        let is_agent = attrs.metadata().fields().field("agent_name").is_some();
-        let agent = is_agent
-            .then(|| AgentState::new(parent.as_ref().and_then(|p| p.agent_started_id), &own));
-        let mut sc = build_ctx(&own, parent.as_deref(), agent.as_ref(), id);
-        if agent.is_some() && sc.correlation_id.is_none() {
-            sc.correlation_id = Some(Uuid::now_v7());
+        let agent = (SpanRole::of(meta, &own) == SpanRole::Agent).then(|| {
+            let p = parent.as_deref();
+            AgentState::new(
+                p.and_then(|p| p.agent_started_id),
+                meta.name(),
+                &own,
+                p.and_then(|p| p.session_id.clone()),
+            )
+        });
+        if agent.is_some() {
+            self.live_agents.fetch_add(1, Ordering::Relaxed);
         }
+        let sc = build_ctx(Arc::new(own), parent, agent.as_ref(), id);
         span.extensions_mut().insert(SpanData {
             ctx: Arc::new(sc),
-            own,
             agent,
         });
     }
@@ -156,21 +401,27 @@ where
             return;
         }
         let Some(span) = ctx.span(id) else { return };
+        if span.extensions().get::<SpanData>().is_none() {
+            return;
+        }
         let mut fields = Fields::new();
-        values.record(&mut Collector::new(&mut fields));
+        values.record(&mut Collector::for_span(&mut fields));
+        let parent = parent_ctx(&span);
         let mut ext = span.extensions_mut();
         let Some(data) = ext.get_mut::<SpanData>() else {
             return;
         };
+        let mut own = (*data.ctx.own).clone();
         for (name, value) in &fields {
-            set_field(&mut data.own, name, value.clone());
+            set_field(&mut own, name, value.clone());
         }
         if let Some(agent) = data.agent.as_mut() {
             agent.apply(&fields);
         }
-        let parent = parent_ctx(&span);
-        let mut sc = build_ctx(&data.own, parent.as_deref(), data.agent.as_ref(), id);
-        if sc.correlation_id.is_none() {
+        let keeps_correlation = !own.iter().any(|(n, _)| *n == "correlation_id");
+        let mut sc = build_ctx(Arc::new(own), parent, data.agent.as_ref(), id);
+        if keeps_correlation {
+            // The root's generated correlation stays the one its children already share.
             sc.correlation_id = data.ctx.correlation_id;
         }
         sc.otel_traceparent = data.ctx.otel_traceparent.clone();
@@ -178,7 +429,7 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        if super::is_ignored_thread() {
+        if self.live_agents.load(Ordering::Relaxed) == 0 || super::is_ignored_thread() {
             return;
         }
         let Some(span) = ctx.span(id) else { return };
@@ -216,19 +467,23 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        if super::is_ignored_thread() {
+        let meta = event.metadata();
+        let usage = event_use(meta, self.max_level);
+        if usage == EventUse::Ignore || super::is_ignored_thread() {
             return;
         }
-        let meta = event.metadata();
         let target = meta.target();
         let kind = Kind::of(target);
-        if kind == Kind::Log && (*meta.level() > self.max_level || ignored_target(target)) {
+        let span = ctx.event_span(event);
+        if usage == EventUse::AgentOutcome {
+            if let Some(span) = span.as_ref() {
+                let mut fields = Fields::with_capacity(1);
+                event.record(&mut Collector::new(&mut fields));
+                fail_own_agent(span, &fields, None);
+            }
             return;
         }
-        let span = ctx.event_span(event);
-        let mut span_ctx = span
-            .as_ref()
-            .and_then(|s| s.extensions().get::<SpanData>().map(|d| d.ctx.clone()));
+        let mut span_ctx = span.as_ref().and_then(nearest_ctx);
         if let Some(tp) = span.as_ref().and_then(otel_traceparent) {
             let mut sc = span_ctx.as_deref().cloned().unwrap_or_default();
             sc.otel_traceparent = Some(tp);
@@ -245,8 +500,18 @@ where
             event.record(&mut collector);
             let message = collector.message.take();
             match kind {
-                Kind::Audit => Body::Audit(fields),
-                Kind::Security => Body::Security(fields),
+                // A message given to `audit!`/`security!` ships as a `message` payload field
+                // (SPEC §1 allows more fields than the required ones).
+                Kind::Audit | Kind::Security => {
+                    if let Some(m) = message {
+                        fields.push(("message", FieldValue::Str(m)));
+                    }
+                    if kind == Kind::Audit {
+                        Body::Audit(fields)
+                    } else {
+                        Body::Security(fields)
+                    }
+                }
                 Kind::Log | Kind::Typed => {
                     // Records bridged from the `log` crate (librdkafka's own logs among
                     // them) carry their real target in a `log.target` field.
@@ -255,9 +520,12 @@ where
                     {
                         return;
                     }
-                    if *meta.level() == Level::ERROR {
-                        if let Some(span) = span.as_ref() {
+                    if let Some(span) = span.as_ref() {
+                        if *meta.level() == Level::ERROR {
                             fail_enclosing_agent(span, &fields, message.as_deref());
+                            note_panic_in_enclosing_agent(span, &fields);
+                        } else if is_instrument_err(meta) {
+                            fail_own_agent(span, &fields, message.as_deref());
                         }
                     }
                     Body::Log {
@@ -274,9 +542,11 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        if super::is_ignored_thread() {
+        if self.live_agents.load(Ordering::Relaxed) == 0 || super::is_ignored_thread() {
             return;
         }
+        // A span that closes while its thread unwinds a panic: the agent it is failed.
+        let panicking = std::thread::panicking();
         let Some(span) = ctx.span(&id) else { return };
         let mut ext = span.extensions_mut();
         let Some(data) = ext.get_mut::<SpanData>() else {
@@ -285,12 +555,13 @@ where
         let Some(agent) = data.agent.take() else {
             return;
         };
+        self.live_agents.fetch_sub(1, Ordering::Relaxed);
         if agent.started.is_none() {
             return;
         }
         let sc = data.ctx.clone();
         drop(ext);
-        if let Some(ev) = self.ended(sc, agent) {
+        if let Some(ev) = self.ended(sc, agent, panicking) {
             self.queue.push(ev);
         }
     }
@@ -316,5 +587,126 @@ mod tests {
         }
         assert!(!ignored_target("my_app"));
         assert!(!ignored_target(AUDIT_TARGET));
+    }
+
+    /// Metadata of a span or event callsite with these fields.
+    fn meta(
+        name: &'static str,
+        target: &'static str,
+        level: Level,
+        fields: &'static [&'static str],
+        span: bool,
+    ) -> &'static Metadata<'static> {
+        struct Cs;
+        impl tracing::callsite::Callsite for Cs {
+            fn set_interest(&self, _: Interest) {}
+            fn metadata(&self) -> &Metadata<'_> {
+                unreachable!()
+            }
+        }
+        static CS: Cs = Cs;
+        let kind = if span {
+            tracing::metadata::Kind::SPAN
+        } else {
+            tracing::metadata::Kind::EVENT
+        };
+        Box::leak(Box::new(Metadata::new(
+            name,
+            target,
+            level,
+            None,
+            None,
+            None,
+            tracing::field::FieldSet::new(fields, tracing::callsite::Identifier(&CS)),
+            kind,
+        )))
+    }
+
+    #[test]
+    fn events_more_verbose_than_the_level_are_ignored_but_audit_and_instrument_err_are_not() {
+        let ev =
+            |target, level, fields| event_use(meta("e", target, level, fields, false), Level::INFO);
+        assert_eq!(ev("app", Level::INFO, &["message"]), EventUse::Ship);
+        assert_eq!(ev("app", Level::DEBUG, &["message"]), EventUse::Ignore);
+        assert_eq!(ev("app", Level::DEBUG, &["error"]), EventUse::AgentOutcome);
+        assert_eq!(
+            ev("app", Level::DEBUG, &["error", "message"]),
+            EventUse::Ignore
+        );
+        assert_eq!(
+            ev("rdkafka::client", Level::ERROR, &["message"]),
+            EventUse::Ignore
+        );
+        for t in [AUDIT_TARGET, SECURITY_TARGET, TYPED_TARGET] {
+            assert_eq!(ev(t, Level::TRACE, &["message"]), EventUse::Ship, "{t}");
+        }
+    }
+
+    #[test]
+    fn verbose_spans_are_captured_only_when_they_matter() {
+        let sp =
+            |name, level, fields| span_wanted(meta(name, "dep", level, fields, true), Level::INFO);
+        assert!(sp("request", Level::INFO, &["route"]));
+        assert!(!sp("checkout", Level::TRACE, &["pool"]));
+        assert!(!sp("invoke_agents_list", Level::TRACE, &[]));
+        for name in [
+            "invoke_agent",
+            "invoke_agent x",
+            "create_agent x",
+            "execute_tool t",
+        ] {
+            assert!(sp(name, Level::TRACE, &[]), "{name}");
+        }
+        for f in CONTEXT_FIELDS {
+            assert!(sp("s", Level::TRACE, std::slice::from_ref(f)), "{f}");
+        }
+        let filter = CaptureFilter {
+            max_level: Level::INFO,
+        };
+        let cs = |m| {
+            <CaptureFilter as Filter<tracing_subscriber::Registry>>::callsite_enabled(&filter, m)
+        };
+        assert!(cs(meta("checkout", "dep", Level::TRACE, &["pool"], true)).is_never());
+        assert!(cs(meta("e", "dep", Level::DEBUG, &["message"], false)).is_never());
+        assert!(cs(meta("e", AUDIT_TARGET, Level::ERROR, &["action"], false)).is_sometimes());
+    }
+
+    #[test]
+    fn tools_are_never_agents() {
+        let text = |n: &'static str, v: &str| (n, FieldValue::Str(v.into()));
+        let role = |name, fields, own: Fields| {
+            SpanRole::of(meta(name, "app", Level::INFO, fields, true), &own)
+        };
+        assert_eq!(role("x", &["agent_name"], vec![]), SpanRole::Agent);
+        assert_eq!(role("invoke_agent a", &[], vec![]), SpanRole::Agent);
+        assert_eq!(
+            role(
+                "x",
+                &["gen_ai.operation.name"],
+                vec![text("gen_ai.operation.name", "create_agent")]
+            ),
+            SpanRole::Agent
+        );
+        assert_eq!(
+            role(
+                "x",
+                &["gen_ai.operation.name"],
+                vec![text("gen_ai.operation.name", "chat")]
+            ),
+            SpanRole::Plain
+        );
+        assert_eq!(
+            role("execute_tool search", &["agent_name"], vec![]),
+            SpanRole::Tool
+        );
+        assert_eq!(
+            role(
+                "invoke_agent a",
+                &["gen_ai.operation.name"],
+                vec![text("gen_ai.operation.name", "execute_tool")]
+            ),
+            SpanRole::Tool
+        );
+        assert_eq!(role("x", &["gen_ai.agent.name"], vec![]), SpanRole::Plain);
     }
 }

@@ -61,20 +61,45 @@ pub(crate) fn fields_into(map: &mut Map<String, Value>, fields: &[(&'static str,
     }
 }
 
+/// Longest value of a span field the layer keeps, in bytes (64 KiB). A longer value (a
+/// whole prompt or document recorded on a span) is not copied at all: it is replaced by the
+/// marker `[omitted: <n> bytes]`. Never a cut prefix, which could ship half of a secret that
+/// the worker's sanitizer would no longer recognise (sanitizing runs on the worker, after
+/// capture). Event fields are not capped here: they are copied once, and the worker's size
+/// limits apply to them.
+pub(crate) const SPAN_FIELD_CAP: usize = 64 * 1024;
+
 /// What a span contributes to the events inside it; shared by all its children.
+///
+/// A span's own fields are stored once ([`SpanCtx::own`]) and its children point at it
+/// ([`SpanCtx::parent`]) instead of copying them: creating a child costs one `Arc` clone,
+/// whatever the depth and size of the tree above it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SpanCtx {
-    /// Fields of this span and its ancestors (inner first wins when merged).
-    pub fields: Fields,
+    /// This span's own fields, as last recorded.
+    pub own: Arc<Fields>,
+    /// The context of the nearest enclosing span the layer captured.
+    pub parent: Option<Arc<SpanCtx>>,
     pub correlation_id: Option<Uuid>,
     /// The `execution.started` event id of the nearest enclosing agent span.
     pub agent_started_id: Option<Uuid>,
     pub tenant_id: Option<String>,
     pub namespace: Option<String>,
+    /// The session of the span (its `session_id` or `gen_ai.conversation.id`), else
+    /// inherited.
+    pub session_id: Option<String>,
     /// tracing span id of the span itself, for the derived traceparent.
     pub span_id: u64,
     /// W3C traceparent from OpenTelemetry, when the feature is on and a context is active.
     pub otel_traceparent: Option<String>,
+}
+
+impl SpanCtx {
+    /// The fields of this span, then of its ancestors, innermost first. A name may occur more
+    /// than once: the first occurrence (the innermost span's) wins.
+    pub fn fields(&self) -> impl Iterator<Item = &(&'static str, FieldValue)> {
+        std::iter::successors(Some(self), |c| c.parent.as_deref()).flat_map(|c| c.own.iter())
+    }
 }
 
 /// The body of a captured event.

@@ -1,25 +1,98 @@
 //! The field visitor: records a span's or event's fields into a compact list, keeping the
 //! `message` apart. Values are copied as tracing hands them over; nothing is formatted as
-//! JSON here.
+//! JSON here. Two kinds of value are never copied: the GenAI contents the OpenTelemetry
+//! conventions flag as sensitive ([`SENSITIVE_GENAI_FIELDS`]) and, on spans, values over
+//! [`SPAN_FIELD_CAP`]; each is replaced by a marker.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
 
-use crate::capture::record::{FieldValue, Fields};
+use crate::capture::record::{FieldValue, Fields, SPAN_FIELD_CAP};
+
+/// GenAI fields that may hold prompts, tool arguments or results (opt-in and "possibly
+/// sensitive" in the OpenTelemetry GenAI conventions). Their values never leave the caller's
+/// thread: the field ships as [`SENSITIVE_MARKER`].
+pub(crate) const SENSITIVE_GENAI_FIELDS: &[&str] = &[
+    "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result",
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.system_instructions",
+];
+
+/// What a sensitive GenAI field ships as.
+pub(crate) const SENSITIVE_MARKER: &str = "[omitted: sensitive gen_ai content]";
+
+fn is_sensitive(name: &str) -> bool {
+    name.starts_with("gen_ai.") && SENSITIVE_GENAI_FIELDS.contains(&name)
+}
+
+/// The marker that replaces a span field value over [`SPAN_FIELD_CAP`].
+fn omitted(len: usize) -> FieldValue {
+    FieldValue::Str(format!("[omitted: {len} bytes]"))
+}
 
 /// Records fields into `fields`; `message` goes to `message`.
 pub(crate) struct Collector<'a> {
     pub fields: &'a mut Fields,
     pub message: Option<String>,
+    /// Values over this many bytes are replaced by a marker (spans only).
+    cap: Option<usize>,
 }
 
 impl<'a> Collector<'a> {
+    /// A collector for an event's fields (no cap).
     pub fn new(fields: &'a mut Fields) -> Self {
         Collector {
             fields,
             message: None,
+            cap: None,
         }
+    }
+
+    /// A collector for a span's fields: values over [`SPAN_FIELD_CAP`] become a marker.
+    pub fn for_span(fields: &'a mut Fields) -> Self {
+        Collector {
+            fields,
+            message: None,
+            cap: Some(SPAN_FIELD_CAP),
+        }
+    }
+
+    fn push(&mut self, field: &Field, value: FieldValue) {
+        self.fields.push((field.name(), value));
+    }
+
+    /// Pushes a text value, unless the field is sensitive or the text over the cap.
+    fn push_text(&mut self, field: &Field, text: &str) {
+        let value = if is_sensitive(field.name()) {
+            FieldValue::Str(SENSITIVE_MARKER.to_owned())
+        } else if self.cap.is_some_and(|cap| text.len() > cap) {
+            omitted(text.len())
+        } else {
+            FieldValue::Str(text.to_owned())
+        };
+        self.push(field, value);
+    }
+}
+
+/// A `fmt::Write` that keeps at most `cap` bytes and fails once more are written, so that a
+/// huge `Debug` value is not formatted in full only to be thrown away.
+struct Capped {
+    text: String,
+    cap: usize,
+    over: bool,
+}
+
+impl fmt::Write for Capped {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if self.text.len() + s.len() > self.cap {
+            self.over = true;
+            return Err(fmt::Error);
+        }
+        self.text.push_str(s);
+        Ok(())
     }
 }
 
@@ -28,32 +101,50 @@ impl Visit for Collector<'_> {
         if field.name() == "message" {
             self.message = Some(value.to_owned());
         } else {
-            self.fields
-                .push((field.name(), FieldValue::Str(value.to_owned())));
+            self.push_text(field, value);
         }
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.fields.push((field.name(), FieldValue::I64(value)));
+        self.push(field, FieldValue::I64(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.fields.push((field.name(), FieldValue::U64(value)));
+        self.push(field, FieldValue::U64(value));
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.fields.push((field.name(), FieldValue::F64(value)));
+        self.push(field, FieldValue::F64(value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.fields.push((field.name(), FieldValue::Bool(value)));
+        self.push(field, FieldValue::Bool(value));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.fields
-            .push((field.name(), FieldValue::Str(value.to_string())));
+        self.push_text(field, &value.to_string());
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let text = format!("{value:?}");
         if field.name() == "message" {
-            self.message = Some(text);
-        } else {
-            self.fields.push((field.name(), FieldValue::Str(text)));
+            self.message = Some(format!("{value:?}"));
+            return;
+        }
+        if is_sensitive(field.name()) {
+            // Never formatted: the value does not even reach a buffer.
+            self.push(field, FieldValue::Str(SENSITIVE_MARKER.to_owned()));
+            return;
+        }
+        match self.cap {
+            None => self.push(field, FieldValue::Str(format!("{value:?}"))),
+            Some(cap) => {
+                let mut w = Capped {
+                    text: String::new(),
+                    cap,
+                    over: false,
+                };
+                let _ = write!(w, "{value:?}");
+                let v = if w.over {
+                    FieldValue::Str(format!("[omitted: more than {cap} bytes]"))
+                } else {
+                    FieldValue::Str(w.text)
+                };
+                self.push(field, v);
+            }
         }
     }
 }
@@ -72,4 +163,70 @@ pub(crate) fn field_text(fields: &Fields, name: &str) -> Option<String> {
         .iter()
         .find(|(n, _)| *n == name)
         .map(|(_, v)| v.to_text())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::field::Value;
+
+    /// Visits one field named `name` with `value`, as a span (`cap`) or an event would.
+    fn visit(name: &'static str, value: &dyn Value, span: bool) -> FieldValue {
+        struct Cs;
+        impl tracing::callsite::Callsite for Cs {
+            fn set_interest(&self, _: tracing::subscriber::Interest) {}
+            fn metadata(&self) -> &tracing::Metadata<'_> {
+                unreachable!()
+            }
+        }
+        static CS: Cs = Cs;
+        let names: &'static [&'static str] = Box::leak(Box::new([name]));
+        let set = tracing::field::FieldSet::new(names, tracing::callsite::Identifier(&CS));
+        let field = set.field(name).unwrap();
+        let mut fields = Fields::new();
+        let mut c = if span {
+            Collector::for_span(&mut fields)
+        } else {
+            Collector::new(&mut fields)
+        };
+        value.record(&field, &mut c);
+        fields.pop().unwrap().1
+    }
+
+    #[test]
+    fn sensitive_genai_contents_are_never_copied() {
+        for name in SENSITIVE_GENAI_FIELDS {
+            let v = visit(name, &"{\"password\": \"hunter2\"}", false);
+            assert_eq!(v, FieldValue::Str(SENSITIVE_MARKER.into()), "{name}");
+            let v = visit(name, &tracing::field::debug(vec!["secret"]), true);
+            assert_eq!(v, FieldValue::Str(SENSITIVE_MARKER.into()), "{name}");
+        }
+        assert_eq!(
+            visit("gen_ai.tool.name", &"search", true),
+            FieldValue::Str("search".into())
+        );
+    }
+
+    #[test]
+    fn an_over_cap_span_value_becomes_a_marker_never_a_prefix() {
+        let big = "k".repeat(SPAN_FIELD_CAP + 1);
+        assert_eq!(
+            visit("prompt", &big.as_str(), true),
+            FieldValue::Str(format!("[omitted: {} bytes]", SPAN_FIELD_CAP + 1))
+        );
+        let at_cap = "k".repeat(SPAN_FIELD_CAP);
+        assert_eq!(
+            visit("prompt", &at_cap.as_str(), true),
+            FieldValue::Str(at_cap.clone())
+        );
+        assert_eq!(
+            visit("prompt", &tracing::field::debug(&big), true),
+            FieldValue::Str(format!("[omitted: more than {SPAN_FIELD_CAP} bytes]"))
+        );
+        // Events are not capped here (the worker's size limits apply).
+        assert_eq!(
+            visit("prompt", &big.as_str(), false),
+            FieldValue::Str(big.clone())
+        );
+    }
 }

@@ -80,7 +80,7 @@ pub(crate) fn envelope(
                 }
             }
             if let Some(span) = span {
-                for (name, value) in &span.fields {
+                for (name, value) in span.fields() {
                     context
                         .entry((*name).to_owned())
                         .or_insert_with(|| value.to_json());
@@ -252,7 +252,7 @@ mod tests {
     #[test]
     fn a_log_takes_its_code_apart_and_event_fields_win_over_span_fields() {
         let span = SpanCtx {
-            fields: vec![text("user", "span-user"), text("region", "eu")],
+            own: Arc::new(vec![text("user", "span-user"), text("region", "eu")]),
             correlation_id: Some(Uuid::now_v7()),
             agent_started_id: Some(Uuid::now_v7()),
             tenant_id: Some("globex".into()),
