@@ -35,7 +35,7 @@
 //! |---|---|
 //! | any event at or above the layer's level (default `INFO`) | `omninode.logging.application.v1`: `message`, `level`, `logger` = target, `code` = a `code` field, `context` = event fields then span fields (inner wins) |
 //! | [`audit!`] / [`security!`] | `omninode.logging.audit.v1` / `omninode.logging.security.v1` |
-//! | a span with an `agent_name` field | first enter: `agent.execution.started`; close: `completed`, or `failed` when an ERROR event with an `error` field (what `#[instrument(err)]` emits) or an `error` span field was recorded |
+//! | a span with an `agent_name` field, or an OpenTelemetry GenAI `invoke_agent`/`create_agent` span | first enter: `agent.execution.started`; close: `completed`, or `failed` when it closes during a panic (`error_type: "panic"`), when `#[instrument(err)]` reported an error at any level, when an ERROR event with an `error` field or an `error` span field was recorded (the README's "Agent spans and GenAI conventions" has the whole mapping) |
 //! | span fields `user_request`, `session_id`, `context.*` | `execution.started` payload |
 //! | span fields `quality_score`, `output_summary`, `metrics.*`, `partial_results.*`, `error_type` | the end event's payload |
 //! | span field `correlation_id` | `correlation_id` of everything inside (a non-UUID string maps to a stable UUIDv5) |
