@@ -41,7 +41,7 @@ pub const DEFAULT_BATCH_SIZE: usize = 512;
 /// Default time librdkafka waits to fill a batch (`linger.ms`).
 pub const DEFAULT_LINGER: Duration = Duration::from_millis(5);
 /// Default librdkafka `queue.buffering.max.messages`: envelopes handed to librdkafka and not
-/// yet acknowledged. librdkafka's own default (100 000) let a broker outage hold about
+/// yet acknowledged. librdkafka's own default (100 000) lets a broker outage hold up to about
 /// 370 MB of envelopes (each is copied into librdkafka and kept by the worker for the DLQ
 /// and the spool); at 10 000 a million logs during an outage grew the process by 41 MB.
 /// The price is throughput on bursts larger than the buffer: in `benches/throughput.rs`
