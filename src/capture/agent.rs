@@ -414,7 +414,7 @@ mod tests {
     use crate::capture::record::FieldValue;
 
     fn text(name: &'static str, v: &str) -> (&'static str, FieldValue) {
-        (name, FieldValue::Str(v.to_owned()))
+        (name, FieldValue::Str(v.into()))
     }
 
     fn payload(ev: Box<dyn AnyEvent>) -> (&'static str, Value) {

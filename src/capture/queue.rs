@@ -273,7 +273,7 @@ mod tests {
                 Body::Log {
                     level: tracing::Level::INFO,
                     target: "app",
-                    message: String::new(),
+                    message: Default::default(),
                     fields: Vec::new(),
                 }
             },

@@ -3,16 +3,18 @@
 
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use serde_json::{Map, Number, Value};
 use uuid::Uuid;
 
 use crate::contract::events::AnyEvent;
 use crate::contract::timestamp::Timestamp;
 
-/// A field value as recorded by tracing.
+/// A field value as recorded by tracing. Text of up to 24 bytes is stored inline (no
+/// allocation on the caller's thread, nothing for the worker to free).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum FieldValue {
-    Str(String),
+    Str(CompactString),
     I64(i64),
     U64(u64),
     F64(f64),
@@ -22,7 +24,7 @@ pub(crate) enum FieldValue {
 impl FieldValue {
     pub fn to_json(&self) -> Value {
         match self {
-            FieldValue::Str(s) => Value::String(s.clone()),
+            FieldValue::Str(s) => Value::String(s.to_string()),
             FieldValue::I64(n) => Value::Number((*n).into()),
             FieldValue::U64(n) => Value::Number((*n).into()),
             FieldValue::F64(f) => Number::from_f64(*f).map_or(Value::Null, Value::Number),
@@ -42,7 +44,7 @@ impl FieldValue {
 
     pub fn to_text(&self) -> String {
         match self {
-            FieldValue::Str(s) => s.clone(),
+            FieldValue::Str(s) => s.to_string(),
             FieldValue::I64(n) => n.to_string(),
             FieldValue::U64(n) => n.to_string(),
             FieldValue::F64(f) => f.to_string(),
@@ -109,7 +111,7 @@ pub(crate) enum Body {
     Log {
         level: tracing::Level,
         target: &'static str,
-        message: String,
+        message: CompactString,
         fields: Fields,
     },
     /// `audit!`.

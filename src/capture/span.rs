@@ -129,7 +129,7 @@ mod tests {
         Arc::new(
             pairs
                 .iter()
-                .map(|(n, v)| (*n, FieldValue::Str((*v).to_owned())))
+                .map(|(n, v)| (*n, FieldValue::Str((*v).into())))
                 .collect(),
         )
     }

@@ -8,6 +8,8 @@ use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
 
+use compact_str::{format_compact, CompactString};
+
 use crate::capture::record::{FieldValue, Fields, SPAN_FIELD_CAP};
 
 /// GenAI fields that may hold prompts, tool arguments or results (opt-in and "possibly
@@ -30,13 +32,13 @@ fn is_sensitive(name: &str) -> bool {
 
 /// The marker that replaces a span field value over [`SPAN_FIELD_CAP`].
 fn omitted(len: usize) -> FieldValue {
-    FieldValue::Str(format!("[omitted: {len} bytes]"))
+    FieldValue::Str(format_compact!("[omitted: {len} bytes]"))
 }
 
 /// Records fields into `fields`; `message` goes to `message`.
 pub(crate) struct Collector<'a> {
     pub fields: &'a mut Fields,
-    pub message: Option<String>,
+    pub message: Option<CompactString>,
     /// Values over this many bytes are replaced by a marker (spans only).
     cap: Option<usize>,
 }
@@ -67,11 +69,11 @@ impl<'a> Collector<'a> {
     /// Pushes a text value, unless the field is sensitive or the text over the cap.
     fn push_text(&mut self, field: &Field, text: &str) {
         let value = if is_sensitive(field.name()) {
-            FieldValue::Str(SENSITIVE_MARKER.to_owned())
+            FieldValue::Str(SENSITIVE_MARKER.into())
         } else if self.cap.is_some_and(|cap| text.len() > cap) {
             omitted(text.len())
         } else {
-            FieldValue::Str(text.to_owned())
+            FieldValue::Str(text.into())
         };
         self.push(field, value);
     }
@@ -99,7 +101,7 @@ impl fmt::Write for Capped {
 impl Visit for Collector<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
-            self.message = Some(value.to_owned());
+            self.message = Some(value.into());
         } else {
             self.push_text(field, value);
         }
@@ -121,16 +123,16 @@ impl Visit for Collector<'_> {
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if field.name() == "message" {
-            self.message = Some(format!("{value:?}"));
+            self.message = Some(format_compact!("{value:?}"));
             return;
         }
         if is_sensitive(field.name()) {
             // Never formatted: the value does not even reach a buffer.
-            self.push(field, FieldValue::Str(SENSITIVE_MARKER.to_owned()));
+            self.push(field, FieldValue::Str(SENSITIVE_MARKER.into()));
             return;
         }
         match self.cap {
-            None => self.push(field, FieldValue::Str(format!("{value:?}"))),
+            None => self.push(field, FieldValue::Str(format_compact!("{value:?}"))),
             Some(cap) => {
                 let mut w = Capped {
                     text: String::new(),
@@ -139,9 +141,9 @@ impl Visit for Collector<'_> {
                 };
                 let _ = write!(w, "{value:?}");
                 let v = if w.over {
-                    FieldValue::Str(format!("[omitted: more than {cap} bytes]"))
+                    FieldValue::Str(format_compact!("[omitted: more than {cap} bytes]"))
                 } else {
-                    FieldValue::Str(w.text)
+                    FieldValue::Str(w.text.into())
                 };
                 self.push(field, v);
             }
@@ -212,21 +214,21 @@ mod tests {
         let big = "k".repeat(SPAN_FIELD_CAP + 1);
         assert_eq!(
             visit("prompt", &big.as_str(), true),
-            FieldValue::Str(format!("[omitted: {} bytes]", SPAN_FIELD_CAP + 1))
+            FieldValue::Str(format!("[omitted: {} bytes]", SPAN_FIELD_CAP + 1).into())
         );
         let at_cap = "k".repeat(SPAN_FIELD_CAP);
         assert_eq!(
             visit("prompt", &at_cap.as_str(), true),
-            FieldValue::Str(at_cap.clone())
+            FieldValue::Str(at_cap.as_str().into())
         );
         assert_eq!(
             visit("prompt", &tracing::field::debug(&big), true),
-            FieldValue::Str(format!("[omitted: more than {SPAN_FIELD_CAP} bytes]"))
+            FieldValue::Str(format!("[omitted: more than {SPAN_FIELD_CAP} bytes]").into())
         );
         // Events are not capped here (the worker's size limits apply).
         assert_eq!(
             visit("prompt", &big.as_str(), false),
-            FieldValue::Str(big.clone())
+            FieldValue::Str(big.as_str().into())
         );
     }
 }

@@ -91,7 +91,7 @@ pub(crate) fn envelope(
             p.insert("instance_id".into(), config.instance_id.clone().into());
             p.insert("level".into(), level.as_str().into());
             p.insert("logger".into(), target.into());
-            p.insert("message".into(), message.into());
+            p.insert("message".into(), message.into_string().into());
             p.insert("code".into(), code);
             p.insert("context".into(), Value::Object(context));
             Value::Object(p)
@@ -231,7 +231,7 @@ mod tests {
     }
 
     fn text(name: &'static str, v: &str) -> (&'static str, FieldValue) {
-        (name, FieldValue::Str(v.to_owned()))
+        (name, FieldValue::Str(v.into()))
     }
 
     fn captured(body: Body, span: Option<SpanCtx>) -> Captured {

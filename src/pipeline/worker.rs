@@ -482,7 +482,8 @@ impl Worker {
                 message: format!(
                     "{} events dropped: the queue (application logs) or the spool was full",
                     range.count
-                ),
+                )
+                .into(),
                 fields: vec![
                     ("code", FieldValue::Str("OMNINODE_EVENTS_DROPPED".into())),
                     ("dropped_count", FieldValue::U64(range.count)),
@@ -502,9 +503,9 @@ impl Worker {
             let mut fields = vec![
                 ("code", FieldValue::Str("OMNINODE_EVENT_SKIPPED".into())),
                 ("reason", FieldValue::Str("idempotency".into())),
-                ("error_code", FieldValue::Str(skip.code.clone())),
-                ("event_id", FieldValue::Str(skip.event_id)),
-                ("event_type", FieldValue::Str(skip.event_type)),
+                ("error_code", FieldValue::Str(skip.code.as_str().into())),
+                ("event_id", FieldValue::Str(skip.event_id.into())),
+                ("event_type", FieldValue::Str(skip.event_type.into())),
             ];
             if let Some(seq) = skip.sequence {
                 fields.push(("skipped_sequence", FieldValue::U64(seq)));
@@ -522,7 +523,8 @@ impl Worker {
                         "an event was not re-sent after {}: a re-send could duplicate it, \
                          so the broker may or may not hold it",
                         skip.code
-                    ),
+                    )
+                    .into(),
                     fields,
                 },
             };
