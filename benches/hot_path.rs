@@ -37,6 +37,14 @@
 //! | (e) filtered-out `debug!` | 9.9 ns | 14.5 ns (1.47 ×) | 1.9 ns (0.20 ×) |
 //! | (f) a dependency's TRACE span | 114 ns | 162 ns (1.42 ×) | 2.0 ns (0.02 ×) |
 //!
+//! Second measurement of the day, a quiet machine (`cargo bench --bench hot_path`, after
+//! issue 14's capture changes): (a) 9.13 ns, (b) 248 ns, (b') 245 ns, (c) 2.88 µs, (e)
+//! 9.03 / 12.5 / 2.11 ns, (f) 127 (noisy: 98-195) / 122 / 1.93 ns. Then (d) side by side
+//! with and without the `CompactString` field values (`c73a884`), two rounds each: 333 and
+//! 346 ns with, 485 and 440 ns without (the spool-less code before it: 369 ns). So issue
+//! 14's capture work made `audit!` slower on the caller and inline text won it back: (d) is
+//! within 10 % of the code before the write-ahead spool again.
+//!
 //! Behind its filter the layer is the only one interested, so tracing's callsite cache
 //! turns both into one atomic load, cheaper than the registry alone (which enables
 //! everything).
