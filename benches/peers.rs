@@ -36,7 +36,7 @@
 //!
 //! One caller: 0.46 × OpenTelemetry (goal ≤ 0.5), 0.088 × fmt-JSON (goal ≤ 0.1), p99
 //! 1.02 µs (goal ≤ 2 µs). Four other runs of the same build measured 263-358 ns for this
-//! layer against 544-603 ns for OpenTelemetry (0.44-0.62 ×): runs move this much. Two
+//! layer against 564-734 ns for OpenTelemetry (0.39-0.62 ×): runs move this much. Two
 //! callers: 2.6 × one (goal ≤ 1.3 ×, not met). Before the text values
 //! were stored inline (`c73a884`), the same bench measured this layer at 688 ns against
 //! 584 ns for OpenTelemetry.
