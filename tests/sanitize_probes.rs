@@ -26,10 +26,40 @@
 
 use tracing_omninode::Sanitizer;
 
+/// What every probe set's generator draws with; each set has its own stream (`next`), so the
+/// sets stay independent, and shares these ways of turning it into text.
+trait Draw {
+    fn next(&mut self) -> u64;
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn from(&mut self, alphabet: &str, n: usize) -> String {
+        let a = alphabet.as_bytes();
+        (0..n).map(|_| a[self.below(a.len())] as char).collect()
+    }
+
+    fn hex(&mut self, n: usize) -> String {
+        self.from("0123456789abcdef", n)
+    }
+
+    fn b64(&mut self, n: usize) -> String {
+        self.from(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+            n,
+        )
+    }
+
+    fn digits(&mut self, n: usize) -> String {
+        self.from("0123456789", n)
+    }
+}
+
 /// A small deterministic generator (PCG-style LCG), so every run draws the same values.
 struct Lcg(u64);
 
-impl Lcg {
+impl Draw for Lcg {
     fn next(&mut self) -> u64 {
         self.0 = self
             .0
@@ -37,52 +67,29 @@ impl Lcg {
             .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
+}
 
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick(&mut self, alphabet: &[u8], n: usize) -> String {
-        (0..n)
-            .map(|_| alphabet[self.below(alphabet.len())] as char)
-            .collect()
-    }
-
-    fn hex(&mut self, n: usize) -> String {
-        self.pick(b"0123456789abcdef", n)
-    }
-
+impl Lcg {
     fn alnum(&mut self, n: usize) -> String {
-        self.pick(
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+        self.from(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
             n,
         )
-    }
-
-    fn b64(&mut self, n: usize) -> String {
-        self.pick(
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-            n,
-        )
-    }
-
-    fn digits(&mut self, n: usize) -> String {
-        self.pick(b"0123456789", n)
     }
 
     /// A human-chosen-looking password: letters, digits and a few symbols, 10 to 20 long,
     /// with at least one digit.
     fn password(&mut self) -> String {
         let n = 10 + self.below(11);
-        let mut p = self.pick(
-            b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789!@#%^*-_+.",
+        let mut p = self.from(
+            "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789!@#%^*-_+.",
             n - 1,
         );
         p.insert(self.below(n), char::from(b'0' + self.below(10) as u8));
         // Not a leading symbol: `-p-x` is not how a password is passed.
         format!(
             "{}{p}",
-            self.pick(b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz", 1)
+            self.from("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz", 1)
         )
     }
 
@@ -389,40 +396,18 @@ fn probe_set_one() {
 /// Set 2's generator (xorshift64*, another seed): a different stream from set 1's.
 struct Xs(u64);
 
-impl Xs {
+impl Draw for Xs {
     fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
+}
 
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn from(&mut self, alphabet: &str, n: usize) -> String {
-        let a = alphabet.as_bytes();
-        (0..n).map(|_| a[self.below(a.len())] as char).collect()
-    }
-
-    fn hex(&mut self, n: usize) -> String {
-        self.from("0123456789abcdef", n)
-    }
-
+impl Xs {
     fn upper_hex(&mut self, n: usize) -> String {
         self.from("0123456789ABCDEF", n)
-    }
-
-    fn b64(&mut self, n: usize) -> String {
-        self.from(
-            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-            n,
-        )
-    }
-
-    fn digits(&mut self, n: usize) -> String {
-        self.from("0123456789", n)
     }
 
     /// A credential: base62, url-safe base64, hex or a symbol-bearing password, 12 to 48
@@ -663,7 +648,7 @@ fn probe_set_two() {
 /// Set 3's generator (splitmix64, a third seed).
 struct Sm(u64);
 
-impl Sm {
+impl Draw for Sm {
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
@@ -671,31 +656,9 @@ impl Sm {
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
+}
 
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn from(&mut self, alphabet: &str, n: usize) -> String {
-        let a = alphabet.as_bytes();
-        (0..n).map(|_| a[self.below(a.len())] as char).collect()
-    }
-
-    fn hex(&mut self, n: usize) -> String {
-        self.from("0123456789abcdef", n)
-    }
-
-    fn b64(&mut self, n: usize) -> String {
-        self.from(
-            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-            n,
-        )
-    }
-
-    fn digits(&mut self, n: usize) -> String {
-        self.from("0123456789", n)
-    }
-
+impl Sm {
     /// A secret value: one of four alphabets, 14 to 44 long, a letter and a digit first.
     fn value(&mut self) -> String {
         let n = 14 + self.below(31);
