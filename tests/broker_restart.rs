@@ -8,7 +8,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -22,14 +22,18 @@ struct DurableBroker {
     address: String,
 }
 
+/// Runs `scripts/durable-broker <what>` on the broker whose state is in `state`.
+fn durable_broker(state: &Path, what: &str) -> std::process::Output {
+    Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/durable-broker"))
+        .arg(what)
+        .env("OMNINODE_DURABLE_BROKER_STATE", state)
+        .output()
+        .expect("scripts/durable-broker runs")
+}
+
 impl DurableBroker {
-    fn run(state: &std::path::Path, what: &str) -> String {
-        let out =
-            Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/durable-broker"))
-                .arg(what)
-                .env("OMNINODE_DURABLE_BROKER_STATE", state)
-                .output()
-                .expect("scripts/durable-broker runs");
+    fn run(state: &Path, what: &str) -> String {
+        let out = durable_broker(state, what);
         assert!(
             out.status.success(),
             "scripts/durable-broker {what} failed: {}",
@@ -55,11 +59,7 @@ impl DurableBroker {
 
 impl Drop for DurableBroker {
     fn drop(&mut self) {
-        let _ =
-            Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/durable-broker"))
-                .arg("stop")
-                .env("OMNINODE_DURABLE_BROKER_STATE", self.state.path())
-                .output();
+        let _ = durable_broker(self.state.path(), "stop");
     }
 }
 

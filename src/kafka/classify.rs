@@ -74,11 +74,11 @@ pub(crate) fn classify_code(code: C, ctx: ClassifyContext) -> Classified {
         // producer is never transactional. The record was not written, so a rebuilt
         // producer (a new id) sends it again; skipping it would lose every event after such
         // a restart (`tests/broker_restart.rs`).
-        C::UnknownProducerId | C::InvalidProducerEpoch | C::ProducerFenced | C::Fenced => {
-            rebuild = true;
-            RetryableTransient
-        }
-        C::InvalidProducerIdMapping => {
+        C::UnknownProducerId
+        | C::InvalidProducerEpoch
+        | C::ProducerFenced
+        | C::Fenced
+        | C::InvalidProducerIdMapping => {
             rebuild = true;
             RetryableTransient
         }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use crate::capture::queue::Queue;
-use crate::capture::record::{Body, Captured, Causation, FieldValue};
+use crate::capture::record::{Body, Captured, Causation, FieldValue, Fields};
 use crate::config::Config;
 use crate::contract::catalog::EventKind;
 use crate::contract::limits::deadline_in;
@@ -470,6 +470,23 @@ impl Worker {
         let Some(range) = self.queue.drops().take() else {
             return;
         };
+        self.send_report(
+            format!(
+                "{} events dropped: the queue (application logs) or the spool was full",
+                range.count
+            ),
+            vec![
+                ("code", FieldValue::Str("OMNINODE_EVENTS_DROPPED".into())),
+                ("dropped_count", FieldValue::U64(range.count)),
+                ("first_sequence", FieldValue::U64(range.first_sequence)),
+                ("last_sequence", FieldValue::U64(range.last_sequence)),
+            ],
+        );
+    }
+
+    /// Sends one of the pipeline's own WARN reports (drops, skips) through the pipeline, in
+    /// the stream it accounts for.
+    fn send_report(&mut self, message: String, fields: Fields) {
         let ev = Captured {
             sequence: self.queue.next_sequence(),
             timestamp: Timestamp::now(),
@@ -479,17 +496,8 @@ impl Worker {
             body: Body::Log {
                 level: tracing::Level::WARN,
                 target: "tracing_omninode",
-                message: format!(
-                    "{} events dropped: the queue (application logs) or the spool was full",
-                    range.count
-                )
-                .into(),
-                fields: vec![
-                    ("code", FieldValue::Str("OMNINODE_EVENTS_DROPPED".into())),
-                    ("dropped_count", FieldValue::U64(range.count)),
-                    ("first_sequence", FieldValue::U64(range.first_sequence)),
-                    ("last_sequence", FieldValue::U64(range.last_sequence)),
-                ],
+                message: message.into(),
+                fields,
             },
         };
         self.process(ev);
@@ -510,25 +518,14 @@ impl Worker {
             if let Some(seq) = skip.sequence {
                 fields.push(("skipped_sequence", FieldValue::U64(seq)));
             }
-            let ev = Captured {
-                sequence: self.queue.next_sequence(),
-                timestamp: Timestamp::now(),
-                event_id: None,
-                causation: Causation::Explicit(None),
-                span: None,
-                body: Body::Log {
-                    level: tracing::Level::WARN,
-                    target: "tracing_omninode",
-                    message: format!(
-                        "an event was not re-sent after {}: a re-send could duplicate it, \
-                         so the broker may or may not hold it",
-                        skip.code
-                    )
-                    .into(),
-                    fields,
-                },
-            };
-            self.process(ev);
+            self.send_report(
+                format!(
+                    "an event was not re-sent after {}: a re-send could duplicate it, \
+                     so the broker may or may not hold it",
+                    skip.code
+                ),
+                fields,
+            );
         }
     }
 
