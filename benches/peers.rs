@@ -89,6 +89,7 @@ impl Subject {
         &self,
         threads: usize,
         per_thread: u64,
+        clock: Clock,
         mut each_call: Option<&mut Vec<u32>>,
     ) -> Duration {
         let mut left = per_thread;
@@ -97,7 +98,7 @@ impl Subject {
             let n = left.min(CHUNK / threads as u64);
             let barrier = Arc::new(Barrier::new(threads));
             let elapsed = if threads == 1 {
-                emit_chunk(&self.dispatch, n, each_call.as_deref_mut())
+                emit_chunk(&self.dispatch, n, clock, each_call.as_deref_mut())
             } else {
                 std::thread::scope(|s| {
                     let handles: Vec<_> = (0..threads)
@@ -106,7 +107,7 @@ impl Subject {
                             let dispatch = self.dispatch.clone();
                             s.spawn(move || {
                                 barrier.wait();
-                                emit_chunk(&dispatch, n, None)
+                                emit_chunk(&dispatch, n, clock, None)
                             })
                         })
                         .collect();
@@ -129,20 +130,42 @@ impl Subject {
     }
 }
 
-/// Emits `n` events inside a 2-field span; returns the time spent, optionally timing each.
-fn emit_chunk(dispatch: &Dispatch, n: u64, each_call: Option<&mut Vec<u32>>) -> Duration {
+/// What a caller's time is: the wall clock (what the caller waits, including time it was
+/// off its core while another thread ran there), or its own CPU time (what the calls cost
+/// it, however the cores are shared).
+#[derive(Debug, Clone, Copy)]
+enum Clock {
+    Wall,
+    Cpu,
+}
+
+/// Emits `n` events inside a 2-field span; returns the time spent, optionally timing each
+/// (always on the wall clock).
+fn emit_chunk(
+    dispatch: &Dispatch,
+    n: u64,
+    clock: Clock,
+    each_call: Option<&mut Vec<u32>>,
+) -> Duration {
     tracing::dispatcher::with_default(dispatch, || {
         let span = tracing::info_span!("request", tenant_id = "acme", request_id = "r-1");
         let _e = span.enter();
-        match each_call {
-            None => {
+        match (each_call, clock) {
+            (None, Clock::Wall) => {
                 let start = Instant::now();
                 for _ in 0..n {
                     log_one();
                 }
                 start.elapsed()
             }
-            Some(samples) => {
+            (None, Clock::Cpu) => {
+                let start = cpu_time::ThreadTime::now();
+                for _ in 0..n {
+                    log_one();
+                }
+                start.elapsed()
+            }
+            (Some(samples), _) => {
                 let mut total = Duration::ZERO;
                 for _ in 0..n {
                     let start = Instant::now();
@@ -295,14 +318,16 @@ fn omninode(
 }
 
 fn bench_subjects(c: &mut Criterion, subjects: &[Subject]) {
-    for threads in [1usize, 2] {
-        let mut group = c.benchmark_group(format!("peers_{threads}_thread"));
-        for s in subjects {
-            group.bench_function(s.name, |b| {
-                b.iter_custom(|iters| s.run(threads, iters, None))
-            });
+    for (clock, suffix) in [(Clock::Wall, ""), (Clock::Cpu, "_cpu")] {
+        for threads in [1usize, 2] {
+            let mut group = c.benchmark_group(format!("peers_{threads}_thread{suffix}"));
+            for s in subjects {
+                group.bench_function(s.name, |b| {
+                    b.iter_custom(|iters| s.run(threads, iters, clock, None))
+                });
+            }
+            group.finish();
         }
-        group.finish();
     }
 }
 
@@ -314,7 +339,7 @@ fn latency(subjects: &[Subject]) {
     );
     for s in subjects {
         let mut samples = Vec::with_capacity(LATENCY_CALLS);
-        s.run(1, LATENCY_CALLS as u64, Some(&mut samples));
+        s.run(1, LATENCY_CALLS as u64, Clock::Wall, Some(&mut samples));
         samples.sort_unstable();
         let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
         println!(

@@ -6,12 +6,57 @@
 pub mod export;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, Ordering::Relaxed};
+
+use crossbeam_utils::CachePadded;
+
+/// Cells of a [`Striped`] counter: more than the callers that usually log at once.
+const STRIPES: usize = 16;
+
+/// A counter that many caller threads add to at once without sharing a cache line: each
+/// thread adds to its own cell (picked once per thread, round robin), a reader sums the
+/// cells. A thread's additions and subtractions land in the same cell.
+#[derive(Debug, Default)]
+pub(crate) struct Striped {
+    cells: [CachePadded<AtomicU64>; STRIPES],
+}
+
+impl Striped {
+    fn cell(&self) -> &AtomicU64 {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static STRIPE: usize = NEXT.fetch_add(1, Relaxed) % STRIPES;
+        }
+        // A thread being torn down has no stripe left: it shares the first cell.
+        let i = STRIPE.try_with(|s| *s).unwrap_or(0);
+        &self.cells[i]
+    }
+
+    /// Adds `n` to this thread's cell.
+    pub fn add(&self, n: u64, order: Ordering) {
+        self.cell().fetch_add(n, order);
+    }
+
+    /// Subtracts `n` from this thread's cell (after an [`Striped::add`] of it on this
+    /// thread).
+    pub fn sub(&self, n: u64, order: Ordering) {
+        self.cell().fetch_sub(n, order);
+    }
+
+    /// The sum of every cell.
+    pub fn sum(&self, order: Ordering) -> u64 {
+        self.cells
+            .iter()
+            .fold(0u64, |total, c| total.wrapping_add(c.load(order)))
+    }
+}
 
 /// Live counters shared by the layer, the worker and the guard.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub enqueued: AtomicU64,
+    /// Added to by every caller: striped, so callers on different cores do not contend on
+    /// it, nor with the worker's counters below.
+    pub enqueued: Striped,
     pub dropped: AtomicU64,
     pub delivered: AtomicU64,
     pub retried: AtomicU64,
@@ -36,7 +81,7 @@ impl Counters {
     pub fn snapshot(&self, redacted: BTreeMap<String, u64>) -> Metrics {
         let g = |c: &AtomicU64| c.load(Relaxed);
         Metrics {
-            enqueued: g(&self.enqueued),
+            enqueued: self.enqueued.sum(Relaxed),
             dropped: g(&self.dropped),
             delivered: g(&self.delivered),
             retried: g(&self.retried),

@@ -3,14 +3,15 @@
 //! for an in-stream report); a guaranteed event waits a bounded time, then goes to the
 //! [`Overflow`] (the spool, wired in by the builder).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
+use crossbeam_utils::CachePadded;
 
 use crate::capture::record::Captured;
-use crate::metrics::Counters;
+use crate::metrics::{Counters, Striped};
 
 /// Where a guaranteed event goes when the queue has no room for it, or is closed.
 pub(crate) trait Overflow: Send + Sync {
@@ -73,15 +74,19 @@ impl DropLog {
 }
 
 /// The bounded queue's sending side, shared by the layer, the guard and the worker.
+///
+/// Every caller writes `sequence` (one shared counter: the sequence has no gaps) and its
+/// own cells of `pushing` and the `enqueued` counter; what callers only read (`closed`,
+/// the sender) sits on other cache lines, so it stays cached on every core.
 pub(crate) struct Queue {
     tx: Sender<Captured>,
-    sequence: AtomicU64,
+    sequence: CachePadded<AtomicU64>,
     /// Set once shutdown began: new events skip the queue (guaranteed ones are kept by
     /// the overflow, the others dropped).
-    closed: AtomicBool,
+    closed: CachePadded<AtomicBool>,
     /// Pushes under way: once the queue is closed and this is 0, nothing more can reach
-    /// the channel, so the worker's last drain is really the last.
-    pushing: AtomicUsize,
+    /// the channel, so the worker's last drain is really the last. Striped per thread.
+    pushing: Striped,
     /// The worker gave up (repeated panics): the queue is closed for good.
     worker_stopped: AtomicBool,
     guaranteed_wait: Duration,
@@ -110,9 +115,9 @@ impl Queue {
     ) -> Self {
         Queue {
             tx,
-            sequence: AtomicU64::new(0),
-            closed: AtomicBool::new(false),
-            pushing: AtomicUsize::new(0),
+            sequence: CachePadded::new(AtomicU64::new(0)),
+            closed: CachePadded::new(AtomicBool::new(false)),
+            pushing: Striped::default(),
             worker_stopped: AtomicBool::new(false),
             guaranteed_wait,
             counters,
@@ -153,7 +158,7 @@ impl Queue {
     /// into the channel. Gives up after `max`.
     pub fn settle(&self, max: Duration) {
         let until = Instant::now() + max;
-        while self.pushing.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+        while self.pushing.sum(Ordering::SeqCst) > 0 && Instant::now() < until {
             std::thread::sleep(Duration::from_micros(50));
         }
     }
@@ -178,7 +183,7 @@ impl Queue {
     }
 
     fn accepted(&self) {
-        Counters::add(&self.counters.enqueued, 1);
+        self.counters.enqueued.add(1, Ordering::Relaxed);
     }
 
     /// Hands a guaranteed event over without waiting: into the queue if there is room,
@@ -198,9 +203,9 @@ impl Queue {
     pub fn push(&self, ev: Captured) {
         // Counted before `closed` is read (both SeqCst): a push that saw the queue open is
         // seen by `settle` until its send is over; one that starts later sees it closed.
-        self.pushing.fetch_add(1, Ordering::SeqCst);
+        self.pushing.add(1, Ordering::SeqCst);
         if self.closed.load(Ordering::SeqCst) {
-            self.pushing.fetch_sub(1, Ordering::SeqCst);
+            self.pushing.sub(1, Ordering::SeqCst);
             if ev.is_guaranteed() {
                 self.overflow(ev);
             } else {
@@ -209,7 +214,7 @@ impl Queue {
             return;
         }
         self.send(ev);
-        self.pushing.fetch_sub(1, Ordering::SeqCst);
+        self.pushing.sub(1, Ordering::SeqCst);
     }
 
     fn send(&self, ev: Captured) {
@@ -308,7 +313,7 @@ mod tests {
         // 1 and 2 fill the queue; 3 (a log) is dropped; 4 (audit) overflows and is kept;
         // 5 (audit) overflows, the overflow refuses it: a drop.
         assert_eq!(*keeper.kept.lock().unwrap(), vec![4]);
-        assert_eq!(counters.enqueued.load(Ordering::Relaxed), 2);
+        assert_eq!(counters.enqueued.sum(Ordering::Relaxed), 2);
         assert_eq!(
             q.drops().take(),
             Some(DropRange {
@@ -328,7 +333,7 @@ mod tests {
         q.push(event(&q, true));
         q.push(event(&q, false));
         assert_eq!(*keeper.kept.lock().unwrap(), vec![1]);
-        assert_eq!(counters.enqueued.load(Ordering::Relaxed), 0);
+        assert_eq!(counters.enqueued.sum(Ordering::Relaxed), 0);
         assert_eq!(q.drops().take().map(|r| r.count), Some(1));
     }
 }

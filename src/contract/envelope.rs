@@ -135,6 +135,57 @@ impl Envelope {
         }
     }
 
+    /// The JSON text of this envelope, byte for byte what `serde_json::to_string` writes
+    /// for it, written without the serde machinery for the fixed fields (ids and the
+    /// timestamp are formatted straight into the buffer): the worker writes one per event.
+    pub(crate) fn to_json(&self) -> String {
+        let mut out = Vec::with_capacity(512);
+        let text = |out: &mut Vec<u8>, s: &str| {
+            // Writing a `str` into a `Vec` cannot fail.
+            let _ = serde_json::to_writer(&mut *out, s);
+        };
+        let id = |out: &mut Vec<u8>, id: &Uuid| {
+            out.push(b'"');
+            out.extend_from_slice(
+                id.hyphenated()
+                    .encode_lower(&mut Uuid::encode_buffer())
+                    .as_bytes(),
+            );
+            out.push(b'"');
+        };
+        out.extend_from_slice(b"{\"event_id\":");
+        id(&mut out, &self.event_id);
+        out.extend_from_slice(b",\"event_type\":");
+        text(&mut out, &self.event_type);
+        out.extend_from_slice(b",\"schema_ref\":");
+        text(&mut out, &self.schema_ref);
+        out.extend_from_slice(b",\"timestamp\":\"");
+        self.timestamp.write_to(&mut out);
+        out.extend_from_slice(b"\",\"tenant_id\":");
+        text(&mut out, &self.tenant_id);
+        out.extend_from_slice(b",\"namespace\":");
+        text(&mut out, &self.namespace);
+        out.extend_from_slice(b",\"source\":{\"service_name\":");
+        text(&mut out, &self.source.service_name);
+        out.extend_from_slice(b",\"instance_id\":");
+        text(&mut out, &self.source.instance_id);
+        out.extend_from_slice(b"},\"correlation_id\":");
+        id(&mut out, &self.correlation_id);
+        out.extend_from_slice(b",\"causation_id\":");
+        match &self.causation_id {
+            Some(c) => id(&mut out, c),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"sequence\":");
+        out.extend_from_slice(itoa::Buffer::new().format(self.sequence).as_bytes());
+        out.extend_from_slice(b",\"payload\":");
+        // A `Value` always serializes (its map keys are strings).
+        let _ = serde_json::to_writer(&mut out, &self.payload);
+        out.push(b'}');
+        // Every piece above is UTF-8; the lossy path is never taken.
+        String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
     /// The catalog entry of this envelope's type.
     pub fn kind(&self) -> Option<&'static EventKind> {
         crate::contract::catalog::lookup(&self.event_type)
@@ -212,5 +263,37 @@ mod tests {
         assert_eq!(a.tenant_id, "globex");
         let b = Envelope::new(&AuditEvent::default(), meta()).unwrap();
         assert_eq!(b.payload["tenant_id"], "acme");
+    }
+
+    proptest::proptest! {
+        /// The worker's writer and serde's derive give the same bytes, whatever the text
+        /// (quotes, control characters, any Unicode), instant, sequence and payload.
+        #[test]
+        fn to_json_writes_what_serde_writes(
+            texts in proptest::collection::vec(".*", 6),
+            micros in proptest::num::i64::ANY,
+            sequence in proptest::num::u64::ANY,
+            ids in proptest::array::uniform3(proptest::num::u128::ANY),
+            caused in proptest::bool::ANY,
+            number in proptest::num::f64::NORMAL,
+        ) {
+            let payload = serde_json::json!({
+                "message": texts[0], texts[1].clone(): {"n": number, "list": [texts[2], null, true]},
+            });
+            let e = Envelope {
+                event_id: Uuid::from_u128(ids[0]),
+                event_type: texts[3].clone(),
+                schema_ref: "schemas/x.json".into(),
+                timestamp: Timestamp::from_micros(micros),
+                tenant_id: texts[4].clone(),
+                namespace: texts[5].clone(),
+                source: Source { service_name: texts[2].clone(), instance_id: texts[0].clone() },
+                correlation_id: Uuid::from_u128(ids[1]),
+                causation_id: caused.then(|| Uuid::from_u128(ids[2])),
+                sequence,
+                payload,
+            };
+            proptest::prop_assert_eq!(e.to_json(), serde_json::to_string(&e).unwrap());
+        }
     }
 }

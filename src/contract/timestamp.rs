@@ -87,17 +87,32 @@ const TEXT_LEN: usize = 27;
 /// (its four-digit years); others are written as the nearest end.
 const RFC3339_MICROS: RangeInclusive<i64> = -62_167_219_200_000_000..=253_402_300_799_999_999;
 
-impl fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Timestamp {
+    /// The RFC 3339 text of this instant (clamped to the range RFC 3339 can write), in a
+    /// buffer with its length; `None` only if `time` refused an in-range instant.
+    fn text(&self) -> Option<([u8; TEXT_LEN], usize)> {
         let micros = self.0.clamp(*RFC3339_MICROS.start(), *RFC3339_MICROS.end());
         // Within that range neither step fails.
         let t = UtcDateTime::from_unix_timestamp(micros.div_euclid(1_000_000))
             .and_then(|t| t.replace_microsecond(micros.rem_euclid(1_000_000) as u32))
-            .map_err(|_| fmt::Error)?;
+            .ok()?;
         let mut text = [0u8; TEXT_LEN];
-        let len = t
-            .format_into(&mut text.as_mut_slice(), FORMAT)
-            .map_err(|_| fmt::Error)?;
+        let len = t.format_into(&mut text.as_mut_slice(), FORMAT).ok()?;
+        Some((text, len))
+    }
+
+    /// Appends the text of [`Timestamp`]'s `Display` to `out`, without going through
+    /// `fmt` (the worker writes one per envelope).
+    pub(crate) fn write_to(&self, out: &mut Vec<u8>) {
+        if let Some((text, len)) = self.text() {
+            out.extend_from_slice(&text[..len]);
+        }
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (text, len) = self.text().ok_or(fmt::Error)?;
         f.write_str(std::str::from_utf8(&text[..len]).map_err(|_| fmt::Error)?)
     }
 }

@@ -283,8 +283,14 @@ impl Worker {
                     IDLE_WAIT
                 });
             } else {
-                // librdkafka's queue is full: leave new events in the bounded queue, whose
-                // overflow policy applies (SPEC §4), instead of buffering them here unbounded.
+                // librdkafka's queue is full: assemble at most one batch ahead (it waits in
+                // `pending`, so the worker's work overlaps the wait for acknowledgements),
+                // and leave the rest in the bounded queue, whose overflow policy applies
+                // (SPEC §4), instead of buffering it here unbounded.
+                if self.pending.len() < self.config.batch_size {
+                    self.take_batch(Duration::ZERO);
+                }
+                // Returns at the first delivery report, which makes room.
                 self.producer.poll(Duration::from_millis(1));
             }
             self.service();
@@ -391,8 +397,12 @@ impl Worker {
         self.dead_letter(&flight, ErrorClass::NonRetryableValidation, code, &why)
     }
 
-    /// Sends a record; a full librdkafka queue parks it in `pending`.
+    /// Sends a record; a full librdkafka queue parks it in `pending`. Behind records
+    /// already parked it is parked too, so records leave in the order they were sent.
     pub(super) fn send(&mut self, flight: Box<InFlight>) {
+        if !self.pending.is_empty() {
+            return self.pending.push_back(flight);
+        }
         if let Err(flight) = self.try_send(flight) {
             self.pending.push_back(flight);
         }
@@ -558,24 +568,34 @@ impl Worker {
     /// longer than librdkafka's buffer drains as acknowledgements make room; what is still
     /// queued at the deadline stays there (and is spooled at shutdown). Events queued after
     /// the call are not waited for: a busy caller cannot keep a flush from finishing.
+    ///
+    /// Events are taken a batch at a time (one write-ahead per batch), and up to one batch
+    /// is assembled ahead into `pending` while librdkafka is full.
     fn drain_until(&mut self, deadline: Instant) {
         let mut left = self.overflow.len() + self.rx.len();
+        let max = self.config.batch_size.max(1);
         while Instant::now() < deadline {
-            while left > 0 && self.pending.is_empty() && Instant::now() < deadline {
-                match self.overflow.try_recv().or_else(|_| self.rx.try_recv()) {
-                    Ok(ev) => {
-                        left -= 1;
-                        self.process(ev);
-                    }
-                    Err(_) => left = 0,
+            while left > 0 && self.pending.len() < max && Instant::now() < deadline {
+                let batch: Vec<Captured> = self
+                    .overflow
+                    .try_iter()
+                    .chain(self.rx.try_iter())
+                    .take(left.min(max))
+                    .collect();
+                if batch.is_empty() {
+                    left = 0;
+                    break;
                 }
+                left -= batch.len();
+                self.process_batch(batch);
             }
             self.report_drops();
             self.service();
             if left == 0 && self.idle() {
                 break;
             }
-            self.producer.poll(Duration::from_millis(5));
+            // Returns at the first delivery report.
+            self.producer.poll(Duration::from_millis(1));
         }
     }
 
