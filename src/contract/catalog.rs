@@ -134,7 +134,7 @@ pub struct EventKind {
 impl EventKind {
     /// `schemas/<event_type>.json`, the envelope's `schema_ref`.
     pub fn schema_ref(&self) -> String {
-        format!("schemas/{}.json", self.event_type)
+        ["schemas/", self.event_type, ".json"].concat()
     }
 
     /// `sha256:<hex>` of the exact schema file bytes (the `x-schema-hash` header).

@@ -91,7 +91,8 @@ impl Envelope {
                     }
                 }
                 None if requires("correlation_id") => {
-                    map.insert("correlation_id".into(), correlation_id.to_string().into());
+                    let text = crate::contract::wire::uuid_text(&correlation_id);
+                    map.insert("correlation_id".into(), text.into());
                 }
                 None => {}
             }
@@ -183,7 +184,8 @@ impl Envelope {
         let _ = serde_json::to_writer(&mut out, &self.payload);
         out.push(b'}');
         // Every piece above is UTF-8; the lossy path is never taken.
-        String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 
     /// The catalog entry of this envelope's type.

@@ -51,7 +51,7 @@ impl PartitionPolicy {
             _ => None,
         };
         let from_envelope = || match field {
-            "correlation_id" => Some(envelope.correlation_id.to_string()),
+            "correlation_id" => Some(crate::contract::wire::uuid_text(&envelope.correlation_id)),
             "tenant_id" => Some(envelope.tenant_id.clone()),
             "service_name" => Some(envelope.source.service_name.clone()),
             _ => None,

@@ -65,14 +65,35 @@ impl WireRecord {
 
 /// The Kafka topic of an event type: the optional prefix, then the event type.
 pub fn topic_for(prefix: &str, event_type: &str) -> String {
-    format!("{prefix}{event_type}")
+    [prefix, event_type].concat()
+}
+
+/// The hyphenated lowercase text of `id` (its `Display`), without going through `fmt`:
+/// the worker writes several per event.
+pub(crate) fn uuid_text(id: &uuid::Uuid) -> String {
+    id.hyphenated()
+        .encode_lower(&mut uuid::Uuid::encode_buffer())
+        .to_owned()
 }
 
 /// A W3C `traceparent` derived from the correlation id (as trace id) and a span id, used
 /// when no OpenTelemetry context is active.
 pub fn derived_traceparent(correlation_id: uuid::Uuid, span_id: u64) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let span_id = if span_id == 0 { 1 } else { span_id };
-    format!("00-{}-{span_id:016x}-01", correlation_id.simple())
+    let mut text = String::with_capacity(55);
+    text.push_str("00-");
+    text.push_str(
+        correlation_id
+            .simple()
+            .encode_lower(&mut uuid::Uuid::encode_buffer()),
+    );
+    text.push('-');
+    for shift in (0..16).rev() {
+        text.push(char::from(HEX[(span_id >> (shift * 4)) as usize & 0xf]));
+    }
+    text.push_str("-01");
+    text
 }
 
 /// Builds the record of an envelope. `value` is the envelope's exact JSON (already
@@ -88,21 +109,24 @@ pub fn to_record(
     let mut headers = Vec::with_capacity(9);
     headers.push((
         header::EVENT_ID.into(),
-        envelope.event_id.to_string().into(),
+        uuid_text(&envelope.event_id).into(),
     ));
     headers.push((header::EVENT_TYPE.into(), kind.event_type.into()));
     headers.push((
         header::CORRELATION_ID.into(),
-        envelope.correlation_id.to_string().into(),
+        uuid_text(&envelope.correlation_id).into(),
     ));
     if let Some(c) = envelope.causation_id {
-        headers.push((header::CAUSATION_ID.into(), c.to_string().into()));
+        headers.push((header::CAUSATION_ID.into(), uuid_text(&c).into()));
     }
     headers.push((header::TENANT.into(), envelope.tenant_id.clone().into()));
     headers.push((header::SCHEMA_HASH.into(), kind.schema_hash().into()));
     headers.push((
         header::SEQUENCE.into(),
-        envelope.sequence.to_string().into(),
+        itoa::Buffer::new()
+            .format(envelope.sequence)
+            .to_owned()
+            .into(),
     ));
     headers.push((header::TRACEPARENT.into(), traceparent.into()));
     headers.push((header::CONTENT_TYPE.into(), "application/json".into()));
@@ -193,5 +217,22 @@ mod tests {
         assert!(!is_valid_traceparent(
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01"
         ));
+    }
+
+    #[test]
+    fn the_fast_texts_match_their_format() {
+        for (corr, span) in [
+            (uuid::Uuid::now_v7(), 0u64),
+            (uuid::Uuid::from_u128(u128::MAX), u64::MAX),
+            (uuid::Uuid::nil(), 0x00f0_67aa_0ba9_02b7),
+        ] {
+            let span_id = if span == 0 { 1 } else { span };
+            assert_eq!(
+                derived_traceparent(corr, span),
+                format!("00-{}-{span_id:016x}-01", corr.simple())
+            );
+            assert_eq!(uuid_text(&corr), corr.to_string());
+        }
+        assert_eq!(topic_for("t.", "a.b"), "t.a.b");
     }
 }

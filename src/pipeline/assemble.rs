@@ -403,10 +403,10 @@ mod tests {
 
 #[cfg(test)]
 mod speed_tmp {
-    use std::sync::Arc;
     use super::*;
     use crate::capture::record::{FieldValue, SpanCtx};
     use crate::contract::timestamp::Timestamp;
+    use std::sync::Arc;
 
     #[test]
     #[ignore]
@@ -419,7 +419,10 @@ mod speed_tmp {
             .resolve()
             .unwrap();
         let span = Arc::new(SpanCtx {
-            own: Arc::new(vec![("tenant_id", FieldValue::Str("acme".into())), ("request_id", FieldValue::Str("r-1".into()))]),
+            own: Arc::new(vec![
+                ("tenant_id", FieldValue::Str("acme".into())),
+                ("request_id", FieldValue::Str("r-1".into())),
+            ]),
             correlation_id: Some(Uuid::now_v7()),
             span_id: 42,
             ..SpanCtx::default()
@@ -452,7 +455,11 @@ mod speed_tmp {
             total += a.record.value.len();
         }
         let el = start.elapsed();
-        eprintln!("assemble: {:?} per event ({} bytes avg)", el / n as u32, total / n as usize);
+        eprintln!(
+            "assemble: {:?} per event ({} bytes avg)",
+            el / n as u32,
+            total / n as usize
+        );
         let evs: Vec<_> = (0..n).map(mk).collect();
         let start = std::time::Instant::now();
         for ev in evs {
@@ -468,8 +475,15 @@ mod speed_tmp {
             let s1 = std::time::Instant::now();
             let mut payload = std::mem::take(&mut env.payload);
             config.sanitizer.sanitize_json(&mut payload);
-            for text in [&mut env.tenant_id, &mut env.namespace, &mut env.source.service_name, &mut env.source.instance_id] {
-                if let std::borrow::Cow::Owned(clean) = config.sanitizer.sanitize_str(text) { *text = clean; }
+            for text in [
+                &mut env.tenant_id,
+                &mut env.namespace,
+                &mut env.source.service_name,
+                &mut env.source.instance_id,
+            ] {
+                if let std::borrow::Cow::Owned(clean) = config.sanitizer.sanitize_str(text) {
+                    *text = clean;
+                }
             }
             let s2 = std::time::Instant::now();
             let key_field = config.partition.key_field(kind.family);
@@ -480,13 +494,45 @@ mod speed_tmp {
             let s4 = std::time::Instant::now();
             let text = env.to_json();
             let s5 = std::time::Instant::now();
-            let record = wire::to_record(&env, kind, text, key, &config.topic_prefix, tp.unwrap_or_default());
+            let record = wire::to_record(
+                &env,
+                kind,
+                text,
+                key,
+                &config.topic_prefix,
+                tp.unwrap_or_default(),
+            );
             let s6 = std::time::Instant::now();
-            drop(env); drop(record);
+            drop(env);
+            drop(record);
             let s7 = std::time::Instant::now();
-            for (i, (a, b)) in [(s0,s1),(s1,s2),(s2,s3),(s3,s4),(s4,s5),(s5,s6),(s6,s7)].into_iter().enumerate() { t[i] += b - a; }
+            for (i, (a, b)) in [
+                (s0, s1),
+                (s1, s2),
+                (s2, s3),
+                (s3, s4),
+                (s4, s5),
+                (s5, s6),
+                (s6, s7),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                t[i] += b - a;
+            }
         }
-        for (name, d) in ["envelope", "sanitize", "validate", "key", "serialize", "to_record", "drop"].iter().zip(t) {
+        for (name, d) in [
+            "envelope",
+            "sanitize",
+            "validate",
+            "key",
+            "serialize",
+            "to_record",
+            "drop",
+        ]
+        .iter()
+        .zip(t)
+        {
             eprintln!("{name}: {:?}", d / n as u32);
         }
     }
