@@ -5,6 +5,7 @@
 #[cfg(feature = "metrics")]
 pub mod export;
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, Ordering::Relaxed};
 
@@ -25,10 +26,18 @@ impl Striped {
     fn cell(&self) -> &AtomicU64 {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         thread_local! {
-            static STRIPE: usize = NEXT.fetch_add(1, Relaxed) % STRIPES;
+            // Const-initialised and without a destructor: one thread-local load, no lazy
+            // initialisation check; `usize::MAX` until the thread's first use.
+            static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
         }
-        // A thread being torn down has no stripe left: it shares the first cell.
-        let i = STRIPE.try_with(|s| *s).unwrap_or(0);
+        let i = STRIPE.with(|s| {
+            let mut i = s.get();
+            if i == usize::MAX {
+                i = NEXT.fetch_add(1, Relaxed) % STRIPES;
+                s.set(i);
+            }
+            i
+        });
         &self.cells[i]
     }
 
