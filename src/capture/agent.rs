@@ -31,7 +31,7 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use uuid::Uuid;
 
 use crate::capture::queue::Queue;
-use crate::capture::record::{Body, Captured, Causation, Fields, SpanCtx};
+use crate::capture::record::{Body, Captured, Causation, FieldSlice, SpanCtx};
 use crate::capture::span::SpanData;
 use crate::capture::visit::{field_text, SENSITIVE_GENAI_FIELDS};
 use crate::contract::events::{
@@ -126,7 +126,7 @@ impl AgentState {
     pub fn new(
         parent_started: Option<Uuid>,
         span_name: &str,
-        own: &Fields,
+        own: &FieldSlice,
         inherited_session: Option<String>,
     ) -> Self {
         let mut a = AgentState {
@@ -152,7 +152,7 @@ impl AgentState {
     }
 
     /// Applies fields recorded on the span.
-    pub fn apply(&mut self, fields: &Fields) {
+    pub fn apply(&mut self, fields: &FieldSlice) {
         for (name, value) in fields {
             match *name {
                 "agent_name" => {
@@ -202,7 +202,7 @@ impl AgentState {
     }
 
     /// Fails the execution from an error event's fields; false when they hold no `error`.
-    pub fn fail_from_event(&mut self, fields: &Fields, message: Option<&str>) -> bool {
+    pub fn fail_from_event(&mut self, fields: &FieldSlice, message: Option<&str>) -> bool {
         let Some(error) = field_text(fields, "error") else {
             return false;
         };
@@ -221,7 +221,7 @@ impl AgentState {
 
     /// Records a panic event's message (`panic.payload`, else `panic`) and location, for the
     /// case the span then closes while panicking; false when the fields hold none.
-    pub fn note_panic(&mut self, fields: &Fields) -> bool {
+    pub fn note_panic(&mut self, fields: &FieldSlice) -> bool {
         let Some(message) =
             field_text(fields, "panic.payload").or_else(|| field_text(fields, "panic"))
         else {
@@ -300,8 +300,11 @@ impl AgentState {
 }
 
 /// Fails the nearest agent execution enclosing `span` from an ERROR event's fields.
-pub(crate) fn fail_enclosing_agent<S>(span: &SpanRef<'_, S>, fields: &Fields, message: Option<&str>)
-where
+pub(crate) fn fail_enclosing_agent<S>(
+    span: &SpanRef<'_, S>,
+    fields: &FieldSlice,
+    message: Option<&str>,
+) where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     for s in span.scope() {
@@ -315,7 +318,7 @@ where
 
 /// Fails the agent execution that `span` itself is (not an enclosing one) from the event
 /// `#[instrument(err)]` emits, whatever its level.
-pub(crate) fn fail_own_agent<S>(span: &SpanRef<'_, S>, fields: &Fields, message: Option<&str>)
+pub(crate) fn fail_own_agent<S>(span: &SpanRef<'_, S>, fields: &FieldSlice, message: Option<&str>)
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
@@ -326,7 +329,7 @@ where
 }
 
 /// Records a panic event on the nearest agent execution enclosing `span`.
-pub(crate) fn note_panic_in_enclosing_agent<S>(span: &SpanRef<'_, S>, fields: &Fields)
+pub(crate) fn note_panic_in_enclosing_agent<S>(span: &SpanRef<'_, S>, fields: &FieldSlice)
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
@@ -421,7 +424,7 @@ mod tests {
         (ev.kind().event_type, ev.to_payload().unwrap())
     }
 
-    fn agent(fields: &Fields) -> AgentState {
+    fn agent(fields: &FieldSlice) -> AgentState {
         AgentState::new(None, "agent", fields, None)
     }
 

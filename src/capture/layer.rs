@@ -20,7 +20,7 @@ use crate::capture::agent::{
     fail_enclosing_agent, fail_own_agent, note_panic_in_enclosing_agent, AgentState, OpenAgents,
 };
 use crate::capture::queue::Queue;
-use crate::capture::record::{Body, Captured, Causation, FieldValue, Fields, SpanCtx};
+use crate::capture::record::{Body, Captured, Causation, FieldSlice, FieldValue, Fields, SpanCtx};
 use crate::capture::span::{build_ctx, nearest_ctx, otel_traceparent, parent_ctx, SpanData};
 use crate::capture::visit::{field_text, set_field, Collector};
 use crate::contract::events::AnyEvent;
@@ -105,7 +105,7 @@ pub(crate) enum SpanRole {
 }
 
 impl SpanRole {
-    fn of(meta: &Metadata<'_>, own: &Fields) -> SpanRole {
+    fn of(meta: &Metadata<'_>, own: &FieldSlice) -> SpanRole {
         let op = field_text(own, "gen_ai.operation.name");
         let op = op.as_deref();
         let name = meta.name();
@@ -674,7 +674,7 @@ mod tests {
     #[test]
     fn tools_are_never_agents() {
         let text = |n: &'static str, v: &str| (n, FieldValue::Str(v.into()));
-        let role = |name, fields, own: Fields| {
+        let role = |name, fields, own: Vec<(&'static str, FieldValue)>| {
             SpanRole::of(meta(name, "app", Level::INFO, fields, true), &own)
         };
         assert_eq!(role("x", &["agent_name"], vec![]), SpanRole::Agent);

@@ -273,13 +273,13 @@ mod tests {
             causation: Causation::FromSpan,
             span: None,
             body: if guaranteed {
-                Body::Audit(Vec::new())
+                Body::Audit(Default::default())
             } else {
                 Body::Log {
                     level: tracing::Level::INFO,
                     target: "app",
                     message: Default::default(),
-                    fields: Vec::new(),
+                    fields: Default::default(),
                 }
             },
         }

@@ -10,7 +10,7 @@ use tracing::field::{Field, Visit};
 
 use compact_str::{format_compact, CompactString};
 
-use crate::capture::record::{FieldValue, Fields, SPAN_FIELD_CAP};
+use crate::capture::record::{FieldSlice, FieldValue, Fields, SPAN_FIELD_CAP};
 
 /// GenAI fields that may hold prompts, tool arguments or results (opt-in and "possibly
 /// sensitive" in the OpenTelemetry GenAI conventions). Their values never leave the caller's
@@ -160,7 +160,7 @@ pub(crate) fn set_field(fields: &mut Fields, name: &'static str, value: FieldVal
 }
 
 /// The text of field `name`, if recorded.
-pub(crate) fn field_text(fields: &Fields, name: &str) -> Option<String> {
+pub(crate) fn field_text(fields: &FieldSlice, name: &str) -> Option<String> {
     fields
         .iter()
         .find(|(n, _)| *n == name)

@@ -252,7 +252,10 @@ mod tests {
     #[test]
     fn a_log_takes_its_code_apart_and_event_fields_win_over_span_fields() {
         let span = SpanCtx {
-            own: Arc::new(vec![text("user", "span-user"), text("region", "eu")]),
+            own: Arc::new(smallvec::smallvec![
+                text("user", "span-user"),
+                text("region", "eu")
+            ]),
             correlation_id: Some(Uuid::now_v7()),
             agent_started_id: Some(Uuid::now_v7()),
             tenant_id: Some("globex".into()),
@@ -265,7 +268,7 @@ mod tests {
             level: tracing::Level::WARN,
             target: "billing::db",
             message: "slow query".into(),
-            fields: vec![text("code", "DB_SLOW"), text("user", "event-user")],
+            fields: smallvec::smallvec![text("code", "DB_SLOW"), text("user", "event-user")],
         };
         let a = assemble(&config(), captured(body, Some(span)));
         assert_eq!(a.invalid, None);
@@ -293,7 +296,7 @@ mod tests {
 
     #[test]
     fn an_audit_tenant_field_files_the_event_under_that_tenant() {
-        let body = Body::Audit(vec![
+        let body = Body::Audit(smallvec::smallvec![
             text("tenant_id", "initech"),
             text("action", "order.refund"),
             text("actor", "alice"),
@@ -318,7 +321,7 @@ mod tests {
             FieldValue::U64(42),
             FieldValue::Str("42".into()),
         ] {
-            let body = Body::Security(vec![
+            let body = Body::Security(smallvec::smallvec![
                 ("tenant_id", tenant.clone()),
                 text("event_type", "permission_check"),
                 text("user_id", "u-7"),
@@ -359,7 +362,7 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_and_an_invalid_event_says_why() {
-        let body = Body::Audit(vec![
+        let body = Body::Audit(smallvec::smallvec![
             text("action", "login"),
             text("actor", ""),
             text("resource", "db"),
@@ -398,142 +401,5 @@ mod tests {
             .unwrap()
             .len();
         assert!(trace <= STACK_TRACE_CAP, "{trace}");
-    }
-}
-
-#[cfg(test)]
-mod speed_tmp {
-    use super::*;
-    use crate::capture::record::{FieldValue, SpanCtx};
-    use crate::contract::timestamp::Timestamp;
-    use std::sync::Arc;
-
-    #[test]
-    #[ignore]
-    fn assemble_speed() {
-        let config = crate::builder()
-            .bootstrap_servers("localhost:9092")
-            .service_name("bench")
-            .instance_id("b-1")
-            .ignore_env()
-            .resolve()
-            .unwrap();
-        let span = Arc::new(SpanCtx {
-            own: Arc::new(vec![
-                ("tenant_id", FieldValue::Str("acme".into())),
-                ("request_id", FieldValue::Str("r-1".into())),
-            ]),
-            correlation_id: Some(Uuid::now_v7()),
-            span_id: 42,
-            ..SpanCtx::default()
-        });
-        let mk = |i: u64| Captured {
-            sequence: i,
-            timestamp: Timestamp::now(),
-            event_id: None,
-            causation: Causation::FromSpan,
-            span: Some(span.clone()),
-            body: Body::Log {
-                level: tracing::Level::INFO,
-                target: "throughput",
-                message: "request served".into(),
-                fields: vec![
-                    ("user_id", FieldValue::U64(42)),
-                    ("route", FieldValue::Str("/v1/orders".into())),
-                    ("status", FieldValue::U64(200)),
-                    ("latency_ms", FieldValue::F64(12.5)),
-                    ("cached", FieldValue::Bool(true)),
-                ],
-            },
-        };
-        let n = 200_000;
-        let evs: Vec<_> = (0..n).map(mk).collect();
-        let start = std::time::Instant::now();
-        let mut total = 0;
-        for ev in evs {
-            let a = assemble(&config, ev);
-            total += a.record.value.len();
-        }
-        let el = start.elapsed();
-        eprintln!(
-            "assemble: {:?} per event ({} bytes avg)",
-            el / n as u32,
-            total / n as usize
-        );
-        let evs: Vec<_> = (0..n).map(mk).collect();
-        let start = std::time::Instant::now();
-        for ev in evs {
-            let (_, env, _) = envelope(&config, ev);
-            std::hint::black_box(env);
-        }
-        eprintln!("envelope only: {:?}", start.elapsed() / n as u32);
-        let evs: Vec<_> = (0..n).map(mk).collect();
-        let mut t = [std::time::Duration::ZERO; 7];
-        for ev in evs {
-            let s0 = std::time::Instant::now();
-            let (kind, mut env, tp) = envelope(&config, ev);
-            let s1 = std::time::Instant::now();
-            let mut payload = std::mem::take(&mut env.payload);
-            config.sanitizer.sanitize_json(&mut payload);
-            for text in [
-                &mut env.tenant_id,
-                &mut env.namespace,
-                &mut env.source.service_name,
-                &mut env.source.instance_id,
-            ] {
-                if let std::borrow::Cow::Owned(clean) = config.sanitizer.sanitize_str(text) {
-                    *text = clean;
-                }
-            }
-            let s2 = std::time::Instant::now();
-            let key_field = config.partition.key_field(kind.family);
-            let _ = std::hint::black_box(validate_payload(kind, &payload, Some(key_field)));
-            env.payload = payload;
-            let s3 = std::time::Instant::now();
-            let key = config.partition.key_for(&env).unwrap();
-            let s4 = std::time::Instant::now();
-            let text = env.to_json();
-            let s5 = std::time::Instant::now();
-            let record = wire::to_record(
-                &env,
-                kind,
-                text,
-                key,
-                &config.topic_prefix,
-                tp.unwrap_or_default(),
-            );
-            let s6 = std::time::Instant::now();
-            drop(env);
-            drop(record);
-            let s7 = std::time::Instant::now();
-            for (i, (a, b)) in [
-                (s0, s1),
-                (s1, s2),
-                (s2, s3),
-                (s3, s4),
-                (s4, s5),
-                (s5, s6),
-                (s6, s7),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                t[i] += b - a;
-            }
-        }
-        for (name, d) in [
-            "envelope",
-            "sanitize",
-            "validate",
-            "key",
-            "serialize",
-            "to_record",
-            "drop",
-        ]
-        .iter()
-        .zip(t)
-        {
-            eprintln!("{name}: {:?}", d / n as u32);
-        }
     }
 }

@@ -485,12 +485,12 @@ impl Worker {
                 "{} events dropped: the queue (application logs) or the spool was full",
                 range.count
             ),
-            vec![
+            Fields::from_iter([
                 ("code", FieldValue::Str("OMNINODE_EVENTS_DROPPED".into())),
                 ("dropped_count", FieldValue::U64(range.count)),
                 ("first_sequence", FieldValue::U64(range.first_sequence)),
                 ("last_sequence", FieldValue::U64(range.last_sequence)),
-            ],
+            ]),
         );
     }
 
@@ -518,13 +518,13 @@ impl Worker {
     /// may be on the broker (then it is no gap) or not (then this report explains it).
     fn report_skips(&mut self) {
         for skip in std::mem::take(&mut self.skips) {
-            let mut fields = vec![
+            let mut fields = Fields::from_iter([
                 ("code", FieldValue::Str("OMNINODE_EVENT_SKIPPED".into())),
                 ("reason", FieldValue::Str("idempotency".into())),
                 ("error_code", FieldValue::Str(skip.code.as_str().into())),
                 ("event_id", FieldValue::Str(skip.event_id.into())),
                 ("event_type", FieldValue::Str(skip.event_type.into())),
-            ];
+            ]);
             if let Some(seq) = skip.sequence {
                 fields.push(("skipped_sequence", FieldValue::U64(seq)));
             }
