@@ -434,7 +434,7 @@ mod tests {
         let mut a = AgentState::new(
             Some(parent),
             "plan",
-            &vec![
+            &[
                 text("agent_name", "planner"),
                 text("user_request", "plan a trip"),
                 text("context.region", "eu"),
@@ -448,7 +448,7 @@ mod tests {
             ("planner", "plan a trip")
         );
         assert_eq!(started.context["region"], "eu");
-        a.apply(&vec![
+        a.apply(&[
             ("quality_score", FieldValue::F64(0.9)),
             text("output_summary", "3 options"),
             ("metrics.tokens", FieldValue::U64(120)),
@@ -464,7 +464,7 @@ mod tests {
     #[test]
     fn an_error_field_and_its_type_end_as_failed_in_either_order() {
         for type_first in [false, true] {
-            let mut a = agent(&vec![text("agent_name", "coder")]);
+            let mut a = agent(&[text("agent_name", "coder")]);
             let error = vec![text("error", "compile failed")];
             let kind = vec![
                 text("error_type", "CompileError"),
@@ -487,25 +487,25 @@ mod tests {
 
     #[test]
     fn a_span_error_type_recorded_before_the_error_event_is_kept() {
-        let mut a = agent(&vec![
+        let mut a = agent(&[
             text("agent_name", "coder"),
             text("error.type", "QuotaExceeded"),
         ]);
-        assert!(a.fail_from_event(&vec![text("error", "quota")], None));
+        assert!(a.fail_from_event(&[text("error", "quota")], None));
         let (_, p) = payload(a.end_event(false));
         assert_eq!(p["error_type"], "QuotaExceeded");
         // The event's own type wins over the span's.
-        let mut a = agent(&vec![text("error_type", "Span")]);
-        a.fail_from_event(&vec![text("error_type", "Event"), text("error", "x")], None);
+        let mut a = agent(&[text("error_type", "Span")]);
+        a.fail_from_event(&[text("error_type", "Event"), text("error", "x")], None);
         assert_eq!(payload(a.end_event(false)).1["error_type"], "Event");
     }
 
     #[test]
     fn an_error_event_fails_the_execution_and_an_empty_error_takes_the_message() {
-        let mut a = agent(&vec![text("agent_name", "coder")]);
-        assert!(!a.fail_from_event(&vec![text("reason", "x")], Some("m")));
+        let mut a = agent(&[text("agent_name", "coder")]);
+        assert!(!a.fail_from_event(&[text("reason", "x")], Some("m")));
         assert!(a.fail_from_event(
-            &vec![text("error", ""), text("backtrace", "at main.rs:1")],
+            &[text("error", ""), text("backtrace", "at main.rs:1")],
             Some("it broke")
         ));
         let (_, p) = payload(a.end_event(false));
@@ -516,16 +516,16 @@ mod tests {
 
     #[test]
     fn closing_while_panicking_fails_with_the_recorded_panic_message() {
-        let a = agent(&vec![text("agent_name", "p")]);
+        let a = agent(&[text("agent_name", "p")]);
         let (ty, p) = payload(a.end_event(true));
         assert_eq!(ty, "omninode.agent.execution.failed.v1");
         assert_eq!(p["error_type"], "panic");
         assert_eq!(p["error_message"], PANIC_WITHOUT_MESSAGE);
 
-        let mut a = agent(&vec![text("agent_name", "p"), text("error_type", "Io")]);
-        assert!(a.note_panic(&vec![
+        let mut a = agent(&[text("agent_name", "p"), text("error_type", "Io")]);
+        assert!(a.note_panic(&[
             text("panic.payload", "index out of bounds"),
-            text("panic.location", "src/lib.rs:3:5"),
+            text("panic.location", "src/lib.rs:3:5")
         ]));
         let (_, p) = payload(a.end_event(true));
         assert_eq!(p["error_type"], "panic");
@@ -533,8 +533,8 @@ mod tests {
         assert_eq!(p["error_stack_trace"], "src/lib.rs:3:5");
 
         // A panic caught inside the agent does not fail it.
-        let mut a = agent(&vec![text("agent_name", "p")]);
-        a.note_panic(&vec![text("panic.payload", "caught")]);
+        let mut a = agent(&[text("agent_name", "p")]);
+        a.note_panic(&[text("panic.payload", "caught")]);
         assert_eq!(
             payload(a.end_event(false)).0,
             "omninode.agent.execution.completed.v1"
@@ -543,17 +543,17 @@ mod tests {
 
     #[test]
     fn the_session_is_the_spans_else_inherited_else_the_processes() {
-        let own = agent(&vec![text("session_id", "s-1")]);
+        let own = agent(&[text("session_id", "s-1")]);
         assert_eq!(own.started_event().session_id.as_deref(), Some("s-1"));
-        let conv = agent(&vec![text("gen_ai.conversation.id", "c-1")]);
+        let conv = agent(&[text("gen_ai.conversation.id", "c-1")]);
         assert_eq!(conv.started_event().session_id.as_deref(), Some("c-1"));
-        let inherited = AgentState::new(None, "a", &vec![], Some("up".into()));
+        let inherited = AgentState::new(None, "a", &[], Some("up".into()));
         assert_eq!(inherited.started_event().session_id.as_deref(), Some("up"));
-        let none = agent(&vec![]);
+        let none = agent(&[]);
         let s = none.started_event().session_id.unwrap();
         assert_eq!(s, process_session_id());
         assert_eq!(Uuid::parse_str(&s).unwrap().get_version_num(), 7);
-        assert_eq!(agent(&vec![]).started_event().session_id.unwrap(), s);
+        assert_eq!(agent(&[]).started_event().session_id.unwrap(), s);
     }
 
     #[test]
@@ -561,7 +561,7 @@ mod tests {
         let mut a = AgentState::new(
             None,
             "invoke_agent travel",
-            &vec![
+            &[
                 text("gen_ai.operation.name", "invoke_agent"),
                 text("gen_ai.provider.name", "openai"),
                 text("gen_ai.request.model", "gpt-4o"),
@@ -570,13 +570,13 @@ mod tests {
             None,
         );
         assert_eq!(a.name, "travel", "from the span name");
-        a.apply(&vec![text("gen_ai.agent.name", "travel-planner")]);
+        a.apply(&[text("gen_ai.agent.name", "travel-planner")]);
         let started = a.started_event();
         assert_eq!(started.agent_name, "travel-planner");
         assert_eq!(started.context["gen_ai.provider.name"], "openai");
         assert_eq!(started.context["gen_ai.request.model"], "gpt-4o");
         assert!(started.context.get("gen_ai.input.messages").is_none());
-        a.apply(&vec![
+        a.apply(&[
             ("gen_ai.usage.input_tokens", FieldValue::U64(120)),
             ("gen_ai.usage.output_tokens", FieldValue::U64(30)),
         ]);
@@ -584,8 +584,8 @@ mod tests {
         assert_eq!(p["metrics"]["gen_ai.usage.input_tokens"], 120);
         assert_eq!(p["metrics"]["gen_ai.usage.output_tokens"], 30);
         // `agent_name` wins over `gen_ai.agent.name`, whatever the order.
-        let mut a = agent(&vec![text("agent_name", "mine")]);
-        a.apply(&vec![text("gen_ai.agent.name", "theirs")]);
+        let mut a = agent(&[text("agent_name", "mine")]);
+        a.apply(&[text("gen_ai.agent.name", "theirs")]);
         assert_eq!(a.name, "mine");
         assert_eq!(name_from_span("invoke_agent"), "invoke_agent");
         assert_eq!(name_from_span("create_agent  x "), "x");
@@ -594,7 +594,7 @@ mod tests {
     #[test]
     fn open_agents_close_once() {
         let agents = OpenAgents::default();
-        let a = agent(&vec![text("agent_name", "x")]);
+        let a = agent(&[text("agent_name", "x")]);
         agents.open(&a, Arc::new(SpanCtx::default()));
         assert!(format!("{agents:?}").contains("open: 1"));
         assert!(agents.close(a.started_id));
