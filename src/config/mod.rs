@@ -43,11 +43,12 @@ pub const DEFAULT_LINGER: Duration = Duration::from_millis(5);
 /// Default librdkafka `queue.buffering.max.messages`: envelopes handed to librdkafka and not
 /// yet acknowledged. librdkafka's own default (100 000) lets a broker outage hold up to about
 /// 370 MB of envelopes (each is copied into librdkafka and kept by the worker for the DLQ
-/// and the spool); at 10 000 a million logs during an outage grew the process by 41 MB.
-/// The price is throughput on bursts larger than the buffer: in `benches/throughput.rs`
+/// and the spool); at 10 000 a million logs during an outage grew the process by 35-42 MB.
+/// The price was throughput on bursts larger than the buffer: in `benches/throughput.rs`
 /// (bursts of 20 000) the pipeline delivered 117 k/s at 10 000 against 133 k/s at 100 000
-/// and 135 k/s at 25 000 (+99 MB in the same outage). A steady stream at the pipeline's
-/// pace needs far fewer. When it is full the worker stops taking events and the queue's
+/// and 135 k/s at 25 000 (+99 MB in the same outage), while the worker waited idle for room;
+/// since it assembles one batch ahead during that wait it delivers 137-145 k/s at 10 000.
+/// A steady stream at the pipeline's pace needs far fewer. When it is full the worker stops taking events and the queue's
 /// overflow policy applies. Override with
 /// `kafka_property("queue.buffering.max.messages", ..)`.
 pub const DEFAULT_KAFKA_BUFFER_MESSAGES: usize = 10_000;
