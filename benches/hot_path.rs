@@ -45,6 +45,14 @@
 //! 14's capture work made `audit!` slower on the caller and inline text won it back: (d) is
 //! within 10 % of the code before the write-ahead spool again.
 //!
+//! Third measurement, 2026-12-04 evening, after issue 15's caller changes (striped
+//! counters, inline fields; the VM was slower that evening: (c) 4.05 µs against 2.88 µs):
+//! (a) 10.2 ns, (b) 376 ns, (b') 307 ns, (c) 4.05 µs, (d) 396 ns, (e) 9.43 / 13.0 / 1.70 ns,
+//! (f) 133 / 138 / 2.64 ns. (b) / (c) = 0.093. (d) side by side with the code before that
+//! session (`fa8584e`), alternating builds in one sitting: 428, 453, 451 and 499 ns before,
+//! 396, 418 and 451 ns with the final code (the inline fields removed the one allocation an
+//! `audit!` made; with only the striped counters it measured 461-525 ns).
+//!
 //! Behind its filter the layer is the only one interested, so tracing's callsite cache
 //! turns both into one atomic load, cheaper than the registry alone (which enables
 //! everything).
