@@ -65,7 +65,7 @@ pub(crate) type Fields = smallvec::SmallVec<[(&'static str, FieldValue); INLINE_
 pub(crate) type FieldSlice = [(&'static str, FieldValue)];
 
 /// Inserts `fields` into `map` under their names (a dotted name stays one key).
-pub(crate) fn fields_into(map: &mut Map<String, Value>, fields: &[(&'static str, FieldValue)]) {
+pub(crate) fn fields_into(map: &mut Map<String, Value>, fields: &FieldSlice) {
     for (name, value) in fields {
         map.insert((*name).to_owned(), value.to_json());
     }

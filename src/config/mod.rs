@@ -47,10 +47,10 @@ pub const DEFAULT_LINGER: Duration = Duration::from_millis(5);
 /// The price was throughput on bursts larger than the buffer: in `benches/throughput.rs`
 /// (bursts of 20 000) the pipeline delivered 117 k/s at 10 000 against 133 k/s at 100 000
 /// and 135 k/s at 25 000 (+99 MB in the same outage), while the worker waited idle for room;
-/// since it assembles one batch ahead during that wait it delivers 137-145 k/s at 10 000.
-/// A steady stream at the pipeline's pace needs far fewer. When it is full the worker stops taking events and the queue's
-/// overflow policy applies. Override with
-/// `kafka_property("queue.buffering.max.messages", ..)`.
+/// since it assembles one batch ahead during that wait it delivers 137-155 k/s at 10 000.
+/// A steady stream at the pipeline's pace needs far fewer. When it is full the worker stops
+/// taking events (past the one batch ahead) and the queue's overflow policy applies.
+/// Override with `kafka_property("queue.buffering.max.messages", ..)`.
 pub const DEFAULT_KAFKA_BUFFER_MESSAGES: usize = 10_000;
 /// Default `message.timeout.ms`: how long librdkafka itself retries one record.
 pub const DEFAULT_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);

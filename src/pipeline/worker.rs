@@ -306,16 +306,21 @@ impl Worker {
     /// at most `wait` for the first event, and processes it.
     fn take_batch(&mut self, wait: Duration) {
         let max = self.config.batch_size;
-        let mut batch: Vec<Captured> = self.overflow.try_iter().take(max).collect();
+        let mut batch: Vec<Captured> = self.waiting().take(max).collect();
         if batch.is_empty() {
             match self.rx.recv_timeout(wait) {
                 Ok(ev) => batch.push(ev),
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return,
             }
+            batch.extend(self.waiting().take(max - 1));
         }
-        let room = max.saturating_sub(batch.len());
-        batch.extend(self.rx.try_iter().take(room));
         self.process_batch(batch);
+    }
+
+    /// What is waiting to be taken, without waiting for more: overflowed guaranteed events
+    /// first, then the queue.
+    fn waiting(&self) -> impl Iterator<Item = Captured> + '_ {
+        self.overflow.try_iter().chain(self.rx.try_iter())
     }
 
     /// Polls librdkafka, handles reports, due retries, drop reports and producer rebuilds.
@@ -573,15 +578,10 @@ impl Worker {
     /// is assembled ahead into `pending` while librdkafka is full.
     fn drain_until(&mut self, deadline: Instant) {
         let mut left = self.overflow.len() + self.rx.len();
-        let max = self.config.batch_size.max(1);
+        let max = self.config.batch_size;
         while Instant::now() < deadline {
             while left > 0 && self.pending.len() < max && Instant::now() < deadline {
-                let batch: Vec<Captured> = self
-                    .overflow
-                    .try_iter()
-                    .chain(self.rx.try_iter())
-                    .take(left.min(max))
-                    .collect();
+                let batch: Vec<Captured> = self.waiting().take(left.min(max)).collect();
                 if batch.is_empty() {
                     left = 0;
                     break;
@@ -635,7 +635,7 @@ impl Worker {
     fn spool_queued(&mut self) {
         self.queue
             .settle(self.queue.guaranteed_wait() + PURGE_COLLECT);
-        while let Ok(ev) = self.overflow.try_recv().or_else(|_| self.rx.try_recv()) {
+        for ev in self.waiting() {
             self.queue.overflow(ev);
         }
     }
