@@ -4,17 +4,21 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use tracing::level_filters::LevelFilter;
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
+#[cfg(test)]
+use tracing::Dispatch;
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::filter::Filtered;
 use tracing_subscriber::layer::{Context, Filter};
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+use crossbeam_utils::CachePadded;
 
 use crate::capture::agent::{
     fail_enclosing_agent, fail_own_agent, note_panic_in_enclosing_agent, AgentState, OpenAgents,
@@ -37,6 +41,28 @@ thread_local! {
     /// A typed event handed from [`crate::emit`] to the layer through the tracing event
     /// that carries it, so the current span's correlation applies to it.
     pub(crate) static PENDING: RefCell<Option<Box<dyn AnyEvent>>> = const { RefCell::new(None) };
+
+    /// The span context this thread's last event in a span saw (see [`LastCtx`]).
+    static LAST_CTX: RefCell<Option<LastCtx>> = const { RefCell::new(None) };
+}
+
+/// Numbers the layers built in this process, so a thread's [`LastCtx`] is never read by
+/// another layer than the one that wrote it.
+static LAYER_IDS: AtomicU64 = AtomicU64::new(0);
+
+/// A thread's last answer to "what context do events in the current span see": the span,
+/// the layer and the layer's context epoch it was found under, and the context.
+///
+/// Events of one span after the first reuse it: they skip the registry lookup of the span,
+/// the lock on its extensions and the search for the layer's data in them. It is right as
+/// long as the epoch has not moved: the layer bumps it whenever a span's context is replaced
+/// (`on_record`, the OpenTelemetry context of an agent) and whenever a span closes (its id
+/// may then be reused by a span with another context).
+struct LastCtx {
+    layer: u64,
+    epoch: u64,
+    span: u64,
+    ctx: Option<Arc<SpanCtx>>,
 }
 
 /// What a tracing event becomes, decided by its target.
@@ -206,9 +232,15 @@ pub struct OmniNodeLayer {
     queue: Arc<Queue>,
     agents: Arc<OpenAgents>,
     max_level: Level,
-    /// Agent spans created and not closed yet: while there are none, entering and closing a
-    /// span costs the layer one atomic load.
+    /// Agent spans created and not closed yet: while there are none, entering a span costs
+    /// the layer one atomic load.
     live_agents: AtomicUsize,
+    /// This layer's number (see [`LastCtx`]).
+    id: u64,
+    /// Moves whenever a span's context is replaced or a span closes: a thread's
+    /// [`LastCtx`] found under another epoch is looked up again. On its own cache line:
+    /// every event reads it.
+    ctx_epoch: CachePadded<AtomicU64>,
 }
 
 impl fmt::Debug for OmniNodeLayer {
@@ -255,6 +287,8 @@ impl OmniNodeLayer {
             agents,
             max_level,
             live_agents: AtomicUsize::new(0),
+            id: LAYER_IDS.fetch_add(1, Ordering::Relaxed),
+            ctx_epoch: CachePadded::new(AtomicU64::new(0)),
         }
     }
 
@@ -284,6 +318,7 @@ impl OmniNodeLayer {
         tracing_subscriber::Layer::with_filter(self, filter)
     }
 
+    #[inline(always)]
     fn capture(&self, span: Option<Arc<SpanCtx>>, causation: Causation, body: Body) -> Captured {
         Captured {
             sequence: self.queue.next_sequence(),
@@ -319,6 +354,58 @@ impl OmniNodeLayer {
             causation,
             Body::Typed(agent.end_event(panicking)),
         ))
+    }
+
+    /// A span's context was replaced, or a span closed: every thread's [`LastCtx`] is stale.
+    /// Called after the change, so a thread that read the epoch before it and the context
+    /// after it only keeps the new context under an epoch that is already gone.
+    fn contexts_changed(&self) {
+        self.ctx_epoch.fetch_add(1, Ordering::Release);
+    }
+
+    /// The span context of an event in the current span (`current` is its id), through the
+    /// thread's [`LastCtx`]; `lookup` finds it when that is stale, returning the span it
+    /// found (which is not `current` when a per-layer filter disabled `current`) and its
+    /// context.
+    fn current_ctx<'a, S>(
+        &self,
+        current: u64,
+        lookup: impl FnOnce() -> Option<SpanRef<'a, S>>,
+    ) -> Option<Arc<SpanCtx>>
+    where
+        S: Subscriber + for<'b> LookupSpan<'b> + 'a,
+    {
+        // Read before the lookup: a context replaced after this read moves the epoch, so
+        // what the lookup found is not kept under an epoch it may be stale for.
+        let epoch = self.ctx_epoch.load(Ordering::Acquire);
+        // `try_with`: an event from another thread-local's destructor finds this one gone.
+        let hit = LAST_CTX
+            .try_with(|last| {
+                last.borrow()
+                    .as_ref()
+                    .filter(|l| l.layer == self.id && l.epoch == epoch && l.span == current)
+                    .map(|l| l.ctx.clone())
+            })
+            .ok()
+            .flatten();
+        if let Some(ctx) = hit {
+            return ctx;
+        }
+        let span = lookup();
+        let ctx = span.as_ref().and_then(nearest_ctx);
+        // Kept only when the lookup found the current span itself: under a per-layer
+        // filter that disabled it, the answer depends on the whole stack of entered spans.
+        if span.is_some_and(|s| s.id().into_u64() == current) {
+            let _ = LAST_CTX.try_with(|last| {
+                *last.borrow_mut() = Some(LastCtx {
+                    layer: self.id,
+                    epoch,
+                    span: current,
+                    ctx: ctx.clone(),
+                })
+            });
+        }
+        ctx
     }
 }
 
@@ -426,6 +513,8 @@ where
         }
         sc.otel_traceparent = data.ctx.otel_traceparent.clone();
         data.ctx = Arc::new(sc);
+        drop(ext);
+        self.contexts_changed();
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
@@ -452,6 +541,7 @@ where
                 let mut sc = (*data.ctx).clone();
                 sc.otel_traceparent = traceparent;
                 data.ctx = Arc::new(sc);
+                self.contexts_changed();
             }
             let ctx = data.ctx.clone();
             // Checked again under the mutable borrow: another thread may have entered first.
@@ -474,16 +564,32 @@ where
         }
         let target = meta.target();
         let kind = Kind::of(target);
-        let span = ctx.event_span(event);
         if usage == EventUse::AgentOutcome {
-            if let Some(span) = span.as_ref() {
+            if let Some(span) = ctx.event_span(event) {
                 let mut fields = Fields::with_capacity(1);
                 event.record(&mut Collector::new(&mut fields));
-                fail_own_agent(span, &fields, None);
+                fail_own_agent(&span, &fields, None);
             }
             return;
         }
-        let mut span_ctx = span.as_ref().and_then(nearest_ctx);
+        // The span itself, not only its context, for an error (it may fail its agent) and
+        // for the OpenTelemetry context; and for an event whose span is not the current one.
+        let needs_span = cfg!(feature = "opentelemetry")
+            || !event.is_contextual()
+            || (kind == Kind::Log && (*meta.level() == Level::ERROR || is_instrument_err(meta)));
+        let span = if needs_span {
+            ctx.event_span(event)
+        } else {
+            None
+        };
+        let mut span_ctx = if needs_span {
+            span.as_ref().and_then(nearest_ctx)
+        } else {
+            let current = ctx.current_span();
+            current
+                .id()
+                .and_then(|id| self.current_ctx(id.into_u64(), || ctx.lookup_current()))
+        };
         if let Some(tp) = span.as_ref().and_then(otel_traceparent) {
             let mut sc = span_ctx.as_deref().cloned().unwrap_or_default();
             sc.otel_traceparent = Some(tp);
@@ -542,6 +648,8 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        // Its id may be reused by a span with another context.
+        self.contexts_changed();
         if self.live_agents.load(Ordering::Relaxed) == 0 || super::is_ignored_thread() {
             return;
         }
@@ -570,6 +678,115 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::queue::{DropLog, Overflow};
+    use crate::metrics::Counters;
+    use std::time::Duration;
+
+    /// Refuses everything: the queues of these tests never fill.
+    struct NoOverflow;
+
+    impl Overflow for NoOverflow {
+        fn hand_over(&self, _: Captured) -> bool {
+            false
+        }
+        fn write_now(&self, _: Captured) -> bool {
+            false
+        }
+    }
+
+    /// A subscriber with this layer in front of a queue the test reads.
+    fn capturing() -> (Dispatch, crossbeam_channel::Receiver<Captured>) {
+        let (tx, rx) = crossbeam_channel::bounded(1024);
+        let counters = Arc::new(Counters::default());
+        let drops = Arc::new(DropLog::new(counters.clone()));
+        let queue = Queue::new(
+            tx,
+            Duration::from_millis(1),
+            counters,
+            drops,
+            Arc::new(NoOverflow),
+        );
+        let layer = OmniNodeLayer::new(Arc::new(queue), Arc::default(), Level::INFO);
+        use tracing_subscriber::layer::SubscriberExt;
+        let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+        (dispatch, rx)
+    }
+
+    /// The tenant the next captured event saw.
+    fn tenant(rx: &crossbeam_channel::Receiver<Captured>) -> Option<String> {
+        let ev = rx.try_recv().expect("an event was captured");
+        ev.span.and_then(|s| s.tenant_id.clone())
+    }
+
+    /// The registry reuses a closed span's id after a few thousand spans took its slot
+    /// (8 191 here): an event in the span that now has the id sees that span's context,
+    /// not the one its thread saw under the same id before.
+    #[test]
+    fn a_reused_span_id_does_not_bring_back_an_old_context() {
+        let (one, rx) = capturing();
+        tracing::dispatcher::with_default(&one, || {
+            let first = tracing::info_span!("request", tenant_id = "old");
+            first.in_scope(|| tracing::info!(target: "app", "in the first span"));
+            assert_eq!(tenant(&rx).as_deref(), Some("old"));
+            let id = first.id().expect("an id");
+            drop(first);
+            for _ in 0..100_000 {
+                let span = tracing::info_span!("request", tenant_id = "new");
+                if span.id().as_ref() == Some(&id) {
+                    span.in_scope(|| tracing::info!(target: "app", "same id, new span"));
+                    assert_eq!(tenant(&rx).as_deref(), Some("new"));
+                    return;
+                }
+            }
+            panic!("the registry never reused the id");
+        });
+    }
+
+    /// Events reuse their thread's last span context ([`LastCtx`]) only while it is right
+    /// (the events name a target: this crate's own are never captured):
+    /// after a `record` on the span, after the span closed and another took its place, in
+    /// another span, and for another layer on the same thread.
+    #[test]
+    fn an_event_sees_its_spans_context_as_it_is_now() {
+        let (one, rx1) = capturing();
+        let (two, rx2) = capturing();
+        tracing::dispatcher::with_default(&one, || {
+            let span =
+                tracing::info_span!("request", tenant_id = "acme", other = tracing::field::Empty);
+            let _e = span.enter();
+            tracing::info!(target: "app", "first");
+            tracing::info!(target: "app", "second");
+            assert_eq!(tenant(&rx1).as_deref(), Some("acme"));
+            assert_eq!(tenant(&rx1).as_deref(), Some("acme"));
+            span.record("tenant_id", "globex");
+            tracing::info!(target: "app", "after record");
+            assert_eq!(tenant(&rx1).as_deref(), Some("globex"));
+            // Another layer, same thread, inside its own span.
+            tracing::dispatcher::with_default(&two, || {
+                let span = tracing::info_span!("request", tenant_id = "initech");
+                let _e = span.enter();
+                tracing::info!(target: "app", "in two");
+            });
+            assert_eq!(tenant(&rx2).as_deref(), Some("initech"));
+            tracing::info!(target: "app", "back in one");
+            assert_eq!(tenant(&rx1).as_deref(), Some("globex"));
+            let inner = tracing::info_span!("inner", tenant_id = "umbrella");
+            inner.in_scope(|| tracing::info!(target: "app", "inner"));
+            assert_eq!(tenant(&rx1).as_deref(), Some("umbrella"));
+            tracing::info!(target: "app", "outer again");
+            assert_eq!(tenant(&rx1).as_deref(), Some("globex"));
+        });
+        tracing::dispatcher::with_default(&one, || {
+            // Spans closed one after another: the registry reuses their slots.
+            for t in ["a", "b", "c"] {
+                let span = tracing::info_span!("request", tenant_id = t);
+                span.in_scope(|| tracing::info!(target: "app", "in span"));
+                assert_eq!(tenant(&rx1).as_deref(), Some(t));
+            }
+            tracing::info!(target: "app", "outside");
+            assert_eq!(tenant(&rx1), None);
+        });
+    }
 
     #[test]
     fn the_target_decides_the_kind() {

@@ -200,6 +200,7 @@ impl Queue {
 
     /// Hands a captured event to the worker under the overflow policy of its class.
     /// Never blocks longer than the configured wait, never panics.
+    #[inline(always)]
     pub fn push(&self, ev: Captured) {
         // Counted before `closed` is read (both SeqCst): a push that saw the queue open is
         // seen by `settle` until its send is over; one that starts later sees it closed.
@@ -217,6 +218,7 @@ impl Queue {
         self.pushing.sub(1, Ordering::SeqCst);
     }
 
+    #[inline(always)]
     fn send(&self, ev: Captured) {
         if ev.is_guaranteed() {
             match self.tx.send_timeout(ev, self.guaranteed_wait) {

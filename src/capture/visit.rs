@@ -62,11 +62,13 @@ impl<'a> Collector<'a> {
         }
     }
 
+    #[inline(always)]
     fn push(&mut self, field: &Field, value: FieldValue) {
         self.fields.push((field.name(), value));
     }
 
     /// Pushes a text value, unless the field is sensitive or the text over the cap.
+    #[inline(always)]
     fn push_text(&mut self, field: &Field, text: &str) {
         let value = if is_sensitive(field.name()) {
             FieldValue::Str(SENSITIVE_MARKER.into())
