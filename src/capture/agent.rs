@@ -393,18 +393,20 @@ impl OpenAgents {
             let ev = Captured {
                 sequence: queue.next_sequence(),
                 timestamp: Timestamp::now(),
-                event_id: None,
-                causation: Causation::Explicit(Some(started_id)),
                 span: Some(agent.span),
-                body: Body::Typed(Box::new(AgentExecutionFailed {
-                    agent_name: agent.agent_name,
-                    correlation_id: None,
-                    error_message: "the process shut down before the agent finished".into(),
-                    error_type: "shutdown".into(),
-                    error_stack_trace: None,
-                    failed_at: None,
-                    partial_results: Map::new(),
-                })),
+                body: Body::Typed {
+                    event_id: None,
+                    causation: Causation::Explicit(Some(started_id)),
+                    event: Box::new(AgentExecutionFailed {
+                        agent_name: agent.agent_name,
+                        correlation_id: None,
+                        error_message: "the process shut down before the agent finished".into(),
+                        error_type: "shutdown".into(),
+                        error_stack_trace: None,
+                        failed_at: None,
+                        partial_results: Map::new(),
+                    }),
+                },
             };
             queue.push_or_overflow(ev);
         }

@@ -18,6 +18,7 @@ use tracing_subscriber::filter::Filtered;
 use tracing_subscriber::layer::{Context, Filter};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
+use compact_str::CompactString;
 use crossbeam_utils::CachePadded;
 
 use crate::capture::agent::{
@@ -318,13 +319,10 @@ impl OmniNodeLayer {
         tracing_subscriber::Layer::with_filter(self, filter)
     }
 
-    #[inline(always)]
-    fn capture(&self, span: Option<Arc<SpanCtx>>, causation: Causation, body: Body) -> Captured {
+    fn capture(&self, span: Option<Arc<SpanCtx>>, body: Body) -> Captured {
         Captured {
             sequence: self.queue.next_sequence(),
             timestamp: Timestamp::now(),
-            event_id: None,
-            causation,
             span,
             body,
         }
@@ -334,13 +332,12 @@ impl OmniNodeLayer {
     fn started(&self, ctx: Arc<SpanCtx>, agent: &mut AgentState) -> Captured {
         agent.started = Some(Instant::now());
         self.agents.open(agent, ctx.clone());
-        let mut ev = self.capture(
-            Some(ctx),
-            Causation::Explicit(agent.parent_started),
-            Body::Typed(Box::new(agent.started_event())),
-        );
-        ev.event_id = Some(agent.started_id);
-        ev
+        let body = Body::Typed {
+            event: Box::new(agent.started_event()),
+            event_id: Some(agent.started_id),
+            causation: Causation::Explicit(agent.parent_started),
+        };
+        self.capture(Some(ctx), body)
     }
 
     /// The event that ends `agent`, unless shutdown already ended it.
@@ -349,11 +346,12 @@ impl OmniNodeLayer {
             return None;
         }
         let causation = Causation::Explicit(Some(agent.started_id));
-        Some(self.capture(
-            Some(ctx),
+        let body = Body::Typed {
+            event: agent.end_event(panicking),
+            event_id: None,
             causation,
-            Body::Typed(agent.end_event(panicking)),
-        ))
+        };
+        Some(self.capture(Some(ctx), body))
     }
 
     /// A span's context was replaced, or a span closed: every thread's [`LastCtx`] is stale.
@@ -595,55 +593,65 @@ where
             sc.otel_traceparent = Some(tp);
             span_ctx = Some(Arc::new(sc));
         }
-        let body = if kind == Kind::Typed {
-            match PENDING.with(|p| p.borrow_mut().take()) {
-                Some(e) => Body::Typed(e),
-                None => return,
-            }
-        } else {
-            let mut fields = Fields::with_capacity(meta.fields().len());
-            let mut collector = Collector::new(&mut fields);
-            event.record(&mut collector);
-            let message = collector.message.take();
-            match kind {
-                // A message given to `audit!`/`security!` ships as a `message` payload field
-                // (SPEC §1 allows more fields than the required ones).
-                Kind::Audit | Kind::Security => {
-                    if let Some(m) = message {
-                        fields.push(("message", FieldValue::Str(m)));
-                    }
-                    if kind == Kind::Audit {
-                        Body::Audit(fields)
-                    } else {
-                        Body::Security(fields)
-                    }
-                }
-                Kind::Log | Kind::Typed => {
-                    // Records bridged from the `log` crate (librdkafka's own logs among
-                    // them) carry their real target in a `log.target` field.
-                    if target == "log"
-                        && field_text(&fields, "log.target").is_some_and(|t| ignored_target(&t))
-                    {
-                        return;
-                    }
-                    if let Some(span) = span.as_ref() {
-                        if *meta.level() == Level::ERROR {
-                            fail_enclosing_agent(span, &fields, message.as_deref());
-                            note_panic_in_enclosing_agent(span, &fields);
-                        } else if is_instrument_err(meta) {
-                            fail_own_agent(span, &fields, message.as_deref());
-                        }
-                    }
-                    Body::Log {
-                        level: *meta.level(),
-                        target,
-                        message: message.unwrap_or_default(),
-                        fields,
-                    }
-                }
-            }
+        // Built once, here, with the fields recorded straight into it: every move of it is
+        // a copy. Its sequence is taken last, so an event given up on leaves no gap.
+        let mut ev = Captured {
+            sequence: 0,
+            timestamp: Timestamp::now(),
+            span: span_ctx,
+            body: match kind {
+                Kind::Typed => match PENDING.with(|p| p.borrow_mut().take()) {
+                    Some(e) => Body::typed(e),
+                    None => return,
+                },
+                Kind::Audit => Body::Audit(Fields::new()),
+                Kind::Security => Body::Security(Fields::new()),
+                Kind::Log => Body::Log {
+                    level: *meta.level(),
+                    target,
+                    message: CompactString::const_new(""),
+                    fields: Fields::new(),
+                },
+            },
         };
-        let ev = self.capture(span_ctx, Causation::FromSpan, body);
+        match &mut ev.body {
+            // A message given to `audit!`/`security!` ships as a `message` payload field
+            // (SPEC §1 allows more fields than the required ones).
+            Body::Audit(fields) | Body::Security(fields) => {
+                fields.reserve(meta.fields().len());
+                let mut collector = Collector::new(fields);
+                event.record(&mut collector);
+                if let Some(m) = collector.message.take() {
+                    fields.push(("message", FieldValue::Str(m)));
+                }
+            }
+            Body::Log {
+                message, fields, ..
+            } => {
+                fields.reserve(meta.fields().len());
+                let mut collector = Collector::new(fields);
+                event.record(&mut collector);
+                let recorded = collector.message.take();
+                // Records bridged from the `log` crate (librdkafka's own logs among them)
+                // carry their real target in a `log.target` field.
+                if target == "log"
+                    && field_text(fields, "log.target").is_some_and(|t| ignored_target(&t))
+                {
+                    return;
+                }
+                if let Some(span) = span.as_ref() {
+                    if *meta.level() == Level::ERROR {
+                        fail_enclosing_agent(span, fields, recorded.as_deref());
+                        note_panic_in_enclosing_agent(span, fields);
+                    } else if is_instrument_err(meta) {
+                        fail_own_agent(span, fields, recorded.as_deref());
+                    }
+                }
+                *message = recorded.unwrap_or_default();
+            }
+            Body::Typed { .. } => {}
+        }
+        ev.sequence = self.queue.next_sequence();
         self.queue.push(ev);
     }
 

@@ -271,8 +271,6 @@ mod tests {
         Captured {
             sequence: queue.next_sequence(),
             timestamp: Timestamp::now(),
-            event_id: None,
-            causation: Causation::FromSpan,
             span: None,
             body: if guaranteed {
                 Body::Audit(Default::default())

@@ -127,10 +127,27 @@ pub(crate) enum Body {
     /// `security!`.
     Security(Fields),
     /// A typed catalog event (from `emit` or the agent lifecycle).
-    Typed(Box<dyn AnyEvent>),
+    Typed {
+        event: Box<dyn AnyEvent>,
+        /// Preassigned event id (agent `execution.started`, whose id children point at).
+        event_id: Option<Uuid>,
+        /// Where the causation id comes from.
+        causation: Causation,
+    },
 }
 
-/// How an event's `causation_id` is chosen.
+impl Body {
+    /// A typed event with its own id and the causation of its span.
+    pub fn typed(event: Box<dyn AnyEvent>) -> Body {
+        Body::Typed {
+            event,
+            event_id: None,
+            causation: Causation::FromSpan,
+        }
+    }
+}
+
+/// How a typed event's `causation_id` is chosen (every other event takes its span's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Causation {
     /// The `execution.started` of the nearest enclosing agent span, if any.
@@ -139,15 +156,13 @@ pub(crate) enum Causation {
     Explicit(Option<Uuid>),
 }
 
-/// One captured event on its way to the worker.
+/// One captured event on its way to the worker. Every push copies it into the queue (and
+/// on the caller's thread it is built once, in place): what only typed events need lives in
+/// [`Body::Typed`], not here.
 #[derive(Debug)]
 pub(crate) struct Captured {
     pub sequence: u64,
     pub timestamp: Timestamp,
-    /// Preassigned event id (agent `execution.started`, whose id children point at).
-    pub event_id: Option<Uuid>,
-    /// Where the causation id comes from.
-    pub causation: Causation,
     pub span: Option<Arc<SpanCtx>>,
     pub body: Body,
 }
@@ -160,7 +175,7 @@ impl Captured {
         match &self.body {
             Body::Log { .. } => false,
             Body::Audit(_) | Body::Security(_) => true,
-            Body::Typed(ev) => ev.kind().is_guaranteed(),
+            Body::Typed { event, .. } => event.kind().is_guaranteed(),
         }
     }
 }
@@ -174,8 +189,6 @@ mod tests {
         Captured {
             sequence: 1,
             timestamp: Timestamp::now(),
-            event_id: None,
-            causation: Causation::FromSpan,
             span: None,
             body,
         }
@@ -190,9 +203,9 @@ mod tests {
             fields: Fields::new(),
         };
         assert!(!captured(log).is_guaranteed());
-        assert!(!captured(Body::Typed(Box::new(ApplicationLog::default()))).is_guaranteed());
-        assert!(captured(Body::Typed(Box::new(AuditEvent::default()))).is_guaranteed());
-        assert!(captured(Body::Typed(Box::new(QualityGatePassed::default()))).is_guaranteed());
+        assert!(!captured(Body::typed(Box::new(ApplicationLog::default()))).is_guaranteed());
+        assert!(captured(Body::typed(Box::new(AuditEvent::default()))).is_guaranteed());
+        assert!(captured(Body::typed(Box::new(QualityGatePassed::default()))).is_guaranteed());
         assert!(captured(Body::Audit(Default::default())).is_guaranteed());
         assert!(captured(Body::Security(Default::default())).is_guaranteed());
     }

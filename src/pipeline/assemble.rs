@@ -32,7 +32,7 @@ pub(crate) fn kind_of(body: &Body) -> &'static EventKind {
         Body::Log { .. } => APPLICATION,
         Body::Audit(_) => AUDIT,
         Body::Security(_) => SECURITY,
-        Body::Typed(e) => return e.kind(),
+        Body::Typed { event, .. } => return event.kind(),
     };
     catalog::lookup(t).expect("built-in event types are in the catalog")
 }
@@ -45,15 +45,20 @@ pub(crate) fn envelope(
     let kind = kind_of(&ev.body);
     let span = ev.span.as_deref();
     let explicit_corr = match &ev.body {
-        Body::Typed(e) => e.correlation_id(),
+        Body::Typed { event, .. } => event.correlation_id(),
         _ => None,
     };
     let correlation_id = explicit_corr
         .or(span.and_then(|s| s.correlation_id))
         .unwrap_or_else(Uuid::now_v7);
-    let causation_id = match ev.causation {
-        Causation::Explicit(c) => c,
-        Causation::FromSpan => span.and_then(|s| s.agent_started_id),
+    let (event_id, causation_id) = match &ev.body {
+        Body::Typed {
+            event_id,
+            causation: Causation::Explicit(c),
+            ..
+        } => (*event_id, *c),
+        Body::Typed { event_id, .. } => (*event_id, span.and_then(|s| s.agent_started_id)),
+        _ => (None, span.and_then(|s| s.agent_started_id)),
     };
     let mut tenant_id = span
         .and_then(|s| s.tenant_id.clone())
@@ -107,7 +112,7 @@ pub(crate) fn envelope(
             }
             Value::Object(p)
         }
-        Body::Typed(e) => match e.to_payload() {
+        Body::Typed { event, .. } => match event.to_payload() {
             Ok(v) => v,
             Err(err) => Value::String(format!("payload could not be serialized: {err}")),
         },
@@ -116,7 +121,7 @@ pub(crate) fn envelope(
         kind,
         payload,
         Meta {
-            event_id: ev.event_id.unwrap_or_else(Uuid::now_v7),
+            event_id: event_id.unwrap_or_else(Uuid::now_v7),
             timestamp: ev.timestamp,
             tenant_id,
             namespace,
@@ -238,8 +243,6 @@ mod tests {
         Captured {
             sequence: 7,
             timestamp: Timestamp::now(),
-            event_id: None,
-            causation: Causation::FromSpan,
             span: span.map(Arc::new),
             body,
         }
@@ -350,7 +353,7 @@ mod tests {
             error_stack_trace: Some(trace),
             ..Default::default()
         };
-        let a = assemble(&config(), captured(Body::Typed(Box::new(failed)), None));
+        let a = assemble(&config(), captured(Body::typed(Box::new(failed)), None));
         let kept = value(&a)["payload"]["error_stack_trace"]
             .as_str()
             .unwrap()
@@ -383,7 +386,7 @@ mod tests {
             threshold: 0.9,
             ..Default::default()
         };
-        let a = assemble(&config(), captured(Body::Typed(Box::new(gate)), None));
+        let a = assemble(&config(), captured(Body::typed(Box::new(gate)), None));
         assert_eq!(a.invalid, None);
         assert_eq!(value(&a)["payload"]["gate_name"], "unit-tests");
         assert_eq!(a.record.topic, "t.omninode.agent.quality.gate.passed.v1");
@@ -395,7 +398,7 @@ mod tests {
             error_stack_trace: Some("frame\n".repeat(4000)),
             ..Default::default()
         };
-        let a = assemble(&config(), captured(Body::Typed(Box::new(failed)), None));
+        let a = assemble(&config(), captured(Body::typed(Box::new(failed)), None));
         let trace = value(&a)["payload"]["error_stack_trace"]
             .as_str()
             .unwrap()

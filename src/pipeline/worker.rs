@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use crate::capture::queue::Queue;
-use crate::capture::record::{Body, Captured, Causation, FieldValue, Fields};
+use crate::capture::record::{Body, Captured, FieldValue, Fields};
 use crate::config::Config;
 use crate::contract::catalog::EventKind;
 use crate::contract::limits::deadline_in;
@@ -505,8 +505,6 @@ impl Worker {
         let ev = Captured {
             sequence: self.queue.next_sequence(),
             timestamp: Timestamp::now(),
-            event_id: None,
-            causation: Causation::Explicit(None),
             span: None,
             body: Body::Log {
                 level: tracing::Level::WARN,
