@@ -241,7 +241,7 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::record::{Body, Causation};
+    use crate::capture::record::Body;
     use crate::contract::timestamp::Timestamp;
 
     type Receiver = crossbeam_channel::Receiver<Captured>;
