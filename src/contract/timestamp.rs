@@ -24,9 +24,14 @@ impl Timestamp {
 
     /// Converts a [`SystemTime`], truncating to microseconds.
     pub fn from_system_time(t: SystemTime) -> Self {
+        // Seconds and sub-second micros apart: `as_micros` goes through a 128-bit product,
+        // and this runs on the caller's thread for every event.
+        let micros = |d: Duration| {
+            (d.as_secs() as i64).saturating_mul(1_000_000) + i64::from(d.subsec_micros())
+        };
         match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => Timestamp(d.as_micros() as i64),
-            Err(e) => Timestamp(-(e.duration().as_micros() as i64)),
+            Ok(d) => Timestamp(micros(d)),
+            Err(e) => Timestamp(-micros(e.duration())),
         }
     }
 
@@ -248,6 +253,19 @@ mod tests {
             failure_persistence: None,
             ..Default::default()
         })]
+
+        /// A system time truncates to microseconds toward the epoch, as `as_micros` does,
+        /// on both sides of it.
+        #[test]
+        fn system_times_truncate_like_as_micros(nanos in -(1i64 << 62)..(1i64 << 62)) {
+            let d = Duration::from_nanos(nanos.unsigned_abs());
+            let (t, expected) = if nanos >= 0 {
+                (UNIX_EPOCH + d, d.as_micros() as i64)
+            } else {
+                (UNIX_EPOCH - d, -(d.as_micros() as i64))
+            };
+            proptest::prop_assert_eq!(Timestamp::from_system_time(t).as_micros(), expected);
+        }
 
         #[test]
         fn format_then_parse_round_trips(micros in RFC3339_MICROS) {
