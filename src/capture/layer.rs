@@ -26,7 +26,9 @@ use crate::capture::agent::{
 };
 use crate::capture::queue::Queue;
 use crate::capture::record::{Body, Captured, Causation, FieldSlice, FieldValue, Fields, SpanCtx};
-use crate::capture::span::{build_ctx, nearest_ctx, otel_traceparent, parent_ctx, SpanData};
+use crate::capture::span::{
+    build_ctx, has_otel_context, nearest_ctx, otel_traceparent, parent_ctx, SpanData,
+};
 use crate::capture::visit::{field_text, set_field, Collector};
 use crate::contract::events::AnyEvent;
 use crate::contract::timestamp::Timestamp;
@@ -390,10 +392,12 @@ impl OmniNodeLayer {
             return ctx;
         }
         let span = lookup();
-        let ctx = span.as_ref().and_then(nearest_ctx);
-        // Kept only when the lookup found the current span itself: under a per-layer
-        // filter that disabled it, the answer depends on the whole stack of entered spans.
-        if span.is_some_and(|s| s.id().into_u64() == current) {
+        let ctx = span.as_ref().and_then(event_ctx);
+        // Kept only when the lookup found the current span itself (under a per-layer filter
+        // that disabled it, the answer depends on the whole stack of entered spans), and
+        // when the span has no OpenTelemetry context (its parent can be set at any time,
+        // which moves no epoch).
+        if span.is_some_and(|s| s.id().into_u64() == current && !has_otel_context(&s)) {
             let _ = LAST_CTX.try_with(|last| {
                 *last.borrow_mut() = Some(LastCtx {
                     layer: self.id,
@@ -404,6 +408,23 @@ impl OmniNodeLayer {
             });
         }
         ctx
+    }
+}
+
+/// The span context events in `span` see: the nearest captured one, with the span's
+/// OpenTelemetry traceparent when it has one.
+fn event_ctx<S>(span: &SpanRef<'_, S>) -> Option<Arc<SpanCtx>>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let ctx = nearest_ctx(span);
+    match otel_traceparent(span) {
+        Some(tp) => {
+            let mut sc = ctx.as_deref().cloned().unwrap_or_default();
+            sc.otel_traceparent = Some(tp);
+            Some(Arc::new(sc))
+        }
+        None => ctx,
     }
 }
 
@@ -571,28 +592,22 @@ where
             return;
         }
         // The span itself, not only its context, for an error (it may fail its agent) and
-        // for the OpenTelemetry context; and for an event whose span is not the current one.
-        let needs_span = cfg!(feature = "opentelemetry")
-            || !event.is_contextual()
+        // for an event whose span is not the current one.
+        let needs_span = !event.is_contextual()
             || (kind == Kind::Log && (*meta.level() == Level::ERROR || is_instrument_err(meta)));
         let span = if needs_span {
             ctx.event_span(event)
         } else {
             None
         };
-        let mut span_ctx = if needs_span {
-            span.as_ref().and_then(nearest_ctx)
+        let span_ctx = if needs_span {
+            span.as_ref().and_then(event_ctx)
         } else {
             let current = ctx.current_span();
             current
                 .id()
                 .and_then(|id| self.current_ctx(id.into_u64(), || ctx.lookup_current()))
         };
-        if let Some(tp) = span.as_ref().and_then(otel_traceparent) {
-            let mut sc = span_ctx.as_deref().cloned().unwrap_or_default();
-            sc.otel_traceparent = Some(tp);
-            span_ctx = Some(Arc::new(sc));
-        }
         // Built once, here, with the fields recorded straight into it: every move of it is
         // a copy. Its sequence is taken last, so an event given up on leaves no gap.
         let mut ev = Captured {

@@ -96,6 +96,27 @@ where
     })
 }
 
+/// Without the `opentelemetry` feature there is no OpenTelemetry context.
+#[cfg(not(feature = "opentelemetry"))]
+pub(crate) fn has_otel_context<S>(_span: &SpanRef<'_, S>) -> bool
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    false
+}
+
+/// Whether `tracing-opentelemetry` keeps an OpenTelemetry context for the span (whether or
+/// not it is valid yet).
+#[cfg(feature = "opentelemetry")]
+pub(crate) fn has_otel_context<S>(span: &SpanRef<'_, S>) -> bool
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    span.extensions()
+        .get::<tracing_opentelemetry::OtelData>()
+        .is_some()
+}
+
 /// Without the `opentelemetry` feature there is no OpenTelemetry context to read.
 #[cfg(not(feature = "opentelemetry"))]
 pub(crate) fn otel_traceparent<S>(_span: &SpanRef<'_, S>) -> Option<String>
