@@ -30,6 +30,14 @@ fn is_sensitive(name: &str) -> bool {
     name.starts_with("gen_ai.") && SENSITIVE_GENAI_FIELDS.contains(&name)
 }
 
+/// `value`'s `Debug` text. Written straight into the string: `format_compact!` formats
+/// through one more `Display` layer, and this runs for every event's message.
+fn debug_text(value: &dyn fmt::Debug) -> CompactString {
+    let mut text = CompactString::const_new("");
+    let _ = write!(text, "{value:?}");
+    text
+}
+
 /// The marker that replaces a span field value over [`SPAN_FIELD_CAP`].
 fn omitted(len: usize) -> FieldValue {
     FieldValue::Str(format_compact!("[omitted: {len} bytes]"))
@@ -121,11 +129,14 @@ impl Visit for Collector<'_> {
         self.push(field, FieldValue::Bool(value));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.push_text(field, &value.to_string());
+        // Not `to_string`, which panics when a `Display` impl fails.
+        let mut text = String::new();
+        let _ = write!(text, "{value}");
+        self.push_text(field, &text);
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if field.name() == "message" {
-            self.message = Some(format_compact!("{value:?}"));
+            self.message = Some(debug_text(value));
             return;
         }
         if is_sensitive(field.name()) {
@@ -134,7 +145,7 @@ impl Visit for Collector<'_> {
             return;
         }
         match self.cap {
-            None => self.push(field, FieldValue::Str(format_compact!("{value:?}"))),
+            None => self.push(field, FieldValue::Str(debug_text(value))),
             Some(cap) => {
                 let mut w = Capped {
                     text: String::new(),
@@ -195,6 +206,36 @@ mod tests {
         };
         value.record(&field, &mut c);
         fields.pop().unwrap().1
+    }
+
+    /// A `Debug` that fails half-way, as a buggy impl may.
+    struct Failing;
+
+    impl fmt::Debug for Failing {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("half")?;
+            Err(fmt::Error)
+        }
+    }
+
+    impl fmt::Display for Failing {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            fmt::Debug::fmt(self, f)
+        }
+    }
+
+    impl std::error::Error for Failing {}
+
+    /// `format_compact!` and `to_string` panic when a `Debug` or `Display` impl fails; the
+    /// caller's thread must not.
+    #[test]
+    fn a_failing_debug_or_display_keeps_what_it_wrote_and_never_panics() {
+        let failing = tracing::field::debug(Failing);
+        let half = FieldValue::Str("half".into());
+        assert_eq!(visit("value", &failing, false), half);
+        assert_eq!(visit("value", &failing, true), half);
+        let error: &(dyn std::error::Error + 'static) = &Failing;
+        assert_eq!(visit("error", &error, false), half);
     }
 
     #[test]
