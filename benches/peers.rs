@@ -3,8 +3,8 @@
 //!
 //! - `registry_only`: `tracing_subscriber::registry()` and nothing else (the floor);
 //! - `otel_appender_batch`: OpenTelemetry's `appender-tracing` bridge feeding a
-//!   `BatchLogProcessor` (queue of 1 M, so it never drops) and an exporter that counts and
-//!   discards;
+//!   `BatchLogProcessor` (queue of 1 M, so it never drops; exports every 512 records or
+//!   5 ms, while the callers emit) and an exporter that counts and discards;
 //! - `fmt_json_non_blocking`: `fmt().json()` through `tracing_appender::non_blocking` in its
 //!   blocking (never-dropping) mode, writing to a counting sink;
 //! - `omninode`: this layer with its default queue, shipping to a live (embedded mock)
@@ -249,6 +249,12 @@ impl LogExporter for CountingExporter {
 fn otel_appender() -> (Subject, SdkLoggerProvider) {
     let exporter = CountingExporter::default();
     let exported = exporter.0.clone();
+    // Exports in the background while the callers emit, as it does in production (every
+    // 512 records or 5 ms). opentelemetry_sdk 0.31's processor counts a record after
+    // sending it to its thread; when a caller is preempted between the two and an export
+    // runs in between, the count wraps and that thread spins (the flush below then times
+    // out and `wait_for` panics after a minute): seen once with two callers on a loaded
+    // 2-core VM; rerun when it happens.
     let processor = BatchLogProcessor::builder(exporter)
         .with_batch_config(
             BatchConfigBuilder::default()

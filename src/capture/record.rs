@@ -211,11 +211,12 @@ mod tests {
     }
 
     /// The queue and the overflow list hold their slots from the start (16 384 each by
-    /// default), so a captured event's size is part of the pipeline's fixed memory: 6
-    /// inline fields keep it under 384 bytes (12 MiB for both lists at the defaults).
+    /// default), so a captured event's size is part of the pipeline's fixed memory, and
+    /// every push copies it: 6 inline fields keep it at 320 bytes (10 MiB for both lists at
+    /// the defaults).
     #[test]
     fn a_captured_event_stays_small() {
         let size = std::mem::size_of::<Captured>();
-        assert!(size <= 384, "Captured is {size} bytes");
+        assert!(size <= 320, "Captured is {size} bytes");
     }
 }
