@@ -56,7 +56,7 @@
 //!
 //! What moved on the caller, from `perf record -t` on the caller thread of a harness that
 //! emits this event in the same chunks: each thread reuses its last span context (keyed by
-//! layer, span id and a context epoch moved on every `record` and span close) instead of a
+//! layer and span id, valid until the span records new fields or closes) instead of a
 //! second registry lookup, an extensions lock and a type-map search per event; the captured
 //! event is built once, in place, and is 320 bytes (was 360, and the field list and body
 //! were built apart and moved in); the message is formatted one `Display` layer shallower;

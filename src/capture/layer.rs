@@ -19,7 +19,6 @@ use tracing_subscriber::layer::{Context, Filter};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use compact_str::CompactString;
-use crossbeam_utils::CachePadded;
 
 use crate::capture::agent::{
     fail_enclosing_agent, fail_own_agent, note_panic_in_enclosing_agent, AgentState, OpenAgents,
@@ -27,7 +26,7 @@ use crate::capture::agent::{
 use crate::capture::queue::Queue;
 use crate::capture::record::{Body, Captured, Causation, FieldSlice, FieldValue, Fields, SpanCtx};
 use crate::capture::span::{
-    build_ctx, has_otel_context, nearest_ctx, otel_traceparent, parent_ctx, SpanData,
+    build_ctx, has_otel_context, nearest_ctx, otel_traceparent, own_ctx, parent_ctx, SpanData,
 };
 use crate::capture::visit::{field_text, set_field, Collector};
 use crate::contract::events::AnyEvent;
@@ -53,19 +52,19 @@ thread_local! {
 /// another layer than the one that wrote it.
 static LAYER_IDS: AtomicU64 = AtomicU64::new(0);
 
-/// A thread's last answer to "what context do events in the current span see": the span,
-/// the layer and the layer's context epoch it was found under, and the context.
+/// A thread's last answer to "what context do events in the current span see", for a span
+/// the layer captured: the layer, the span's id and the span's own context.
 ///
 /// Events of one span after the first reuse it: they skip the registry lookup of the span,
 /// the lock on its extensions and the search for the layer's data in them. It is right as
-/// long as the epoch has not moved: the layer bumps it whenever a span's context is replaced
-/// (`on_record`, the OpenTelemetry context of an agent) and whenever a span closes (its id
-/// may then be reused by a span with another context).
+/// long as the context is not retired ([`crate::capture::record::Retired`]): the span's data
+/// retires it when the span records new fields or closes (the registry reuses a closed
+/// span's id). Nothing shared is written for it: no counter that every thread's events read
+/// and every span close writes.
 struct LastCtx {
     layer: u64,
-    epoch: u64,
     span: u64,
-    ctx: Option<Arc<SpanCtx>>,
+    ctx: Arc<SpanCtx>,
 }
 
 /// What a tracing event becomes, decided by its target.
@@ -240,10 +239,6 @@ pub struct OmniNodeLayer {
     live_agents: AtomicUsize,
     /// This layer's number (see [`LastCtx`]).
     id: u64,
-    /// Moves whenever a span's context is replaced or a span closes: a thread's
-    /// [`LastCtx`] found under another epoch is looked up again. On its own cache line:
-    /// every event reads it.
-    ctx_epoch: CachePadded<AtomicU64>,
 }
 
 impl fmt::Debug for OmniNodeLayer {
@@ -291,7 +286,6 @@ impl OmniNodeLayer {
             max_level,
             live_agents: AtomicUsize::new(0),
             id: LAYER_IDS.fetch_add(1, Ordering::Relaxed),
-            ctx_epoch: CachePadded::new(AtomicU64::new(0)),
         }
     }
 
@@ -356,17 +350,9 @@ impl OmniNodeLayer {
         Some(self.capture(Some(ctx), body))
     }
 
-    /// A span's context was replaced, or a span closed: every thread's [`LastCtx`] is stale.
-    /// Called after the change, so a thread that read the epoch before it and the context
-    /// after it only keeps the new context under an epoch that is already gone.
-    fn contexts_changed(&self) {
-        self.ctx_epoch.fetch_add(1, Ordering::Release);
-    }
-
     /// The span context of an event in the current span (`current` is its id), through the
-    /// thread's [`LastCtx`]; `lookup` finds it when that is stale, returning the span it
-    /// found (which is not `current` when a per-layer filter disabled `current`) and its
-    /// context.
+    /// thread's [`LastCtx`]; `lookup` finds the span when that does not hold it (under a
+    /// per-layer filter that disabled `current`, it finds another span).
     fn current_ctx<'a, S>(
         &self,
         current: u64,
@@ -375,39 +361,39 @@ impl OmniNodeLayer {
     where
         S: Subscriber + for<'b> LookupSpan<'b> + 'a,
     {
-        // Read before the lookup: a context replaced after this read moves the epoch, so
-        // what the lookup found is not kept under an epoch it may be stale for.
-        let epoch = self.ctx_epoch.load(Ordering::Acquire);
         // `try_with`: an event from another thread-local's destructor finds this one gone.
         let hit = LAST_CTX
             .try_with(|last| {
                 last.borrow()
                     .as_ref()
-                    .filter(|l| l.layer == self.id && l.epoch == epoch && l.span == current)
+                    .filter(|l| l.layer == self.id && l.span == current)
+                    .filter(|l| !l.ctx.retired.is_retired())
                     .map(|l| l.ctx.clone())
             })
             .ok()
             .flatten();
-        if let Some(ctx) = hit {
-            return ctx;
+        if hit.is_some() {
+            return hit;
         }
-        let span = lookup();
-        let ctx = span.as_ref().and_then(event_ctx);
-        // Kept only when the lookup found the current span itself (under a per-layer filter
-        // that disabled it, the answer depends on the whole stack of entered spans), and
-        // when the span has no OpenTelemetry context (its parent can be set at any time,
-        // which moves no epoch).
-        if span.is_some_and(|s| s.id().into_u64() == current && !has_otel_context(&s)) {
-            let _ = LAST_CTX.try_with(|last| {
-                *last.borrow_mut() = Some(LastCtx {
-                    layer: self.id,
-                    epoch,
-                    span: current,
-                    ctx: ctx.clone(),
-                })
-            });
+        let span = lookup()?;
+        // Kept only for the current span itself (under a per-layer filter that disabled it,
+        // the answer depends on the whole stack of entered spans), when the layer captured
+        // it (the context of an ancestor is retired by that ancestor, not by this span), and
+        // when it has no OpenTelemetry context (its parent can be set at any time, with no
+        // callback to the layer).
+        if span.id().into_u64() == current && !has_otel_context(&span) {
+            if let Some(ctx) = own_ctx(&span) {
+                let _ = LAST_CTX.try_with(|last| {
+                    *last.borrow_mut() = Some(LastCtx {
+                        layer: self.id,
+                        span: current,
+                        ctx: ctx.clone(),
+                    })
+                });
+                return Some(ctx);
+            }
         }
-        ctx
+        event_ctx(&span)
     }
 }
 
@@ -531,9 +517,7 @@ where
             sc.correlation_id = data.ctx.correlation_id;
         }
         sc.otel_traceparent = data.ctx.otel_traceparent.clone();
-        data.ctx = Arc::new(sc);
-        drop(ext);
-        self.contexts_changed();
+        data.replace_ctx(sc);
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
@@ -559,8 +543,7 @@ where
             if traceparent.is_some() {
                 let mut sc = (*data.ctx).clone();
                 sc.otel_traceparent = traceparent;
-                data.ctx = Arc::new(sc);
-                self.contexts_changed();
+                data.replace_ctx(sc);
             }
             let ctx = data.ctx.clone();
             // Checked again under the mutable borrow: another thread may have entered first.
@@ -671,8 +654,6 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        // Its id may be reused by a span with another context.
-        self.contexts_changed();
         if self.live_agents.load(Ordering::Relaxed) == 0 || super::is_ignored_thread() {
             return;
         }

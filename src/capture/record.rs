@@ -1,6 +1,7 @@
 //! The compact, owned capture of an event made on the caller's thread. No JSON, no
 //! sanitizing, no validation here: those run on the worker.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use compact_str::CompactString;
@@ -79,6 +80,29 @@ pub(crate) fn fields_into(map: &mut Map<String, Value>, fields: &FieldSlice) {
 /// limits apply to them.
 pub(crate) const SPAN_FIELD_CAP: usize = 64 * 1024;
 
+/// Set once a [`SpanCtx`] is no longer its span's context: the span recorded new fields (a
+/// new context replaced it) or closed (its id may be reused). Events already captured and
+/// child spans keep using it; only a thread's cached answer for the span
+/// (`capture::layer`'s `LastCtx`) checks it. A clone is a new context, not retired.
+#[derive(Debug, Default)]
+pub(crate) struct Retired(AtomicBool);
+
+impl Clone for Retired {
+    fn clone(&self) -> Self {
+        Retired::default()
+    }
+}
+
+impl Retired {
+    pub fn retire(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    pub fn is_retired(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// What a span contributes to the events inside it; shared by all its children.
 ///
 /// A span's own fields are stored once ([`SpanCtx::own`]) and its children point at it
@@ -102,6 +126,8 @@ pub(crate) struct SpanCtx {
     pub span_id: u64,
     /// W3C traceparent from OpenTelemetry, when the feature is on and a context is active.
     pub otel_traceparent: Option<String>,
+    /// Whether this is no longer its span's context.
+    pub retired: Retired,
 }
 
 impl SpanCtx {

@@ -9,7 +9,7 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use uuid::Uuid;
 
 use crate::capture::agent::AgentState;
-use crate::capture::record::{FieldValue, Fields, SpanCtx};
+use crate::capture::record::{FieldValue, Fields, Retired, SpanCtx};
 use crate::capture::visit::field_text;
 
 /// What the layer keeps in a span's extensions. A span the layer does not capture (see
@@ -21,6 +21,29 @@ pub(crate) struct SpanData {
     pub ctx: Arc<SpanCtx>,
     /// The agent execution this span is, if it is one.
     pub agent: Option<AgentState>,
+}
+
+impl SpanData {
+    /// Makes `ctx` the span's context; the one it replaces is retired.
+    pub fn replace_ctx(&mut self, ctx: SpanCtx) {
+        self.ctx.retired.retire();
+        self.ctx = Arc::new(ctx);
+    }
+}
+
+/// The registry drops a span's extensions when it closes, before its id can be reused.
+impl Drop for SpanData {
+    fn drop(&mut self) {
+        self.ctx.retired.retire();
+    }
+}
+
+/// The context the layer keeps for `span` itself, if it captured it.
+pub(crate) fn own_ctx<S>(span: &SpanRef<'_, S>) -> Option<Arc<SpanCtx>>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    span.extensions().get::<SpanData>().map(|d| d.ctx.clone())
 }
 
 /// A non-UUID correlation id maps to a stable name-based UUID (v5), so the same string
@@ -68,6 +91,7 @@ pub(crate) fn build_ctx(
             .or_else(|| p.and_then(|p| p.session_id.clone())),
         span_id: id.into_u64(),
         otel_traceparent: None,
+        retired: Retired::default(),
         own,
         parent,
     }
