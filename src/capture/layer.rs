@@ -381,20 +381,31 @@ impl OmniNodeLayer {
         // it (the context of an ancestor is retired by that ancestor, not by this span), and
         // when it has no OpenTelemetry context (its parent can be set at any time, with no
         // callback to the layer).
-        if span.id().into_u64() == current && !has_otel_context(&span) {
-            if let Some(ctx) = own_ctx(&span) {
-                let _ = LAST_CTX.try_with(|last| {
-                    *last.borrow_mut() = Some(LastCtx {
-                        layer: self.id,
-                        span: current,
-                        ctx: ctx.clone(),
-                    })
-                });
-                return Some(ctx);
-            }
+        if span.id().into_u64() != current || has_otel_context(&span) {
+            return event_ctx(&span);
         }
-        event_ctx(&span)
+        // No OpenTelemetry context: what events see is the span's own context, else its
+        // nearest captured ancestor's (`nearest_ctx`, without looking the span up twice).
+        let Some(ctx) = own_ctx(&span) else {
+            return parent_ctx(&span);
+        };
+        let _ = LAST_CTX.try_with(|last| {
+            *last.borrow_mut() = Some(LastCtx {
+                layer: self.id,
+                span: current,
+                ctx: ctx.clone(),
+            })
+        });
+        Some(ctx)
     }
+}
+
+/// Records `event`'s fields into `fields`; returns its message.
+fn record_event(event: &Event<'_>, fields: &mut Fields) -> Option<CompactString> {
+    fields.reserve(event.metadata().fields().len());
+    let mut collector = Collector::new(fields);
+    event.record(&mut collector);
+    collector.message
 }
 
 /// The span context events in `span` see: the nearest captured one, with the span's
@@ -578,18 +589,16 @@ where
         // for an event whose span is not the current one.
         let needs_span = !event.is_contextual()
             || (kind == Kind::Log && (*meta.level() == Level::ERROR || is_instrument_err(meta)));
-        let span = if needs_span {
-            ctx.event_span(event)
-        } else {
-            None
-        };
-        let span_ctx = if needs_span {
-            span.as_ref().and_then(event_ctx)
+        let (span, span_ctx) = if needs_span {
+            let span = ctx.event_span(event);
+            let span_ctx = span.as_ref().and_then(event_ctx);
+            (span, span_ctx)
         } else {
             let current = ctx.current_span();
-            current
+            let span_ctx = current
                 .id()
-                .and_then(|id| self.current_ctx(id.into_u64(), || ctx.lookup_current()))
+                .and_then(|id| self.current_ctx(id.into_u64(), || ctx.lookup_current()));
+            (None, span_ctx)
         };
         // Built once, here, with the fields recorded straight into it: every move of it is
         // a copy. Its sequence is taken last, so an event given up on leaves no gap.
@@ -616,20 +625,14 @@ where
             // A message given to `audit!`/`security!` ships as a `message` payload field
             // (SPEC §1 allows more fields than the required ones).
             Body::Audit(fields) | Body::Security(fields) => {
-                fields.reserve(meta.fields().len());
-                let mut collector = Collector::new(fields);
-                event.record(&mut collector);
-                if let Some(m) = collector.message.take() {
+                if let Some(m) = record_event(event, fields) {
                     fields.push(("message", FieldValue::Str(m)));
                 }
             }
             Body::Log {
                 message, fields, ..
             } => {
-                fields.reserve(meta.fields().len());
-                let mut collector = Collector::new(fields);
-                event.record(&mut collector);
-                let recorded = collector.message.take();
+                let recorded = record_event(event, fields);
                 // Records bridged from the `log` crate (librdkafka's own logs among them)
                 // carry their real target in a `log.target` field.
                 if target == "log"

@@ -111,12 +111,9 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     // The span itself first: `scope()` would look it up in the registry a second time.
-    if let Some(d) = span.extensions().get::<SpanData>() {
-        return Some(d.ctx.clone());
-    }
-    span.parent().and_then(|p| {
-        p.scope()
-            .find_map(|s| s.extensions().get::<SpanData>().map(|d| d.ctx.clone()))
+    own_ctx(span).or_else(|| {
+        span.parent()
+            .and_then(|p| p.scope().find_map(|s| own_ctx(&s)))
     })
 }
 
