@@ -29,6 +29,7 @@ use crate::capture::agent::OpenAgents;
 use crate::capture::queue::Queue;
 use crate::config::Config;
 use crate::contract::limits::deadline_in;
+use crate::diagnostics::Diagnostics;
 use crate::metrics::{Counters, Health, HealthStatus, Metrics, Report};
 use crate::pipeline::worker::Control;
 
@@ -78,8 +79,10 @@ pub(crate) struct GuardParts {
     pub counters: Arc<Counters>,
     pub queue: Arc<Queue>,
     pub agents: Arc<OpenAgents>,
+    pub diag: Arc<Diagnostics>,
     pub ctrl: Sender<Control>,
-    pub handle: JoinHandle<()>,
+    /// The worker; `None` for a disabled pipeline.
+    pub handle: Option<JoinHandle<()>>,
 }
 
 /// What a flush needs, cloneable so that a flush can wait on another thread.
@@ -130,6 +133,7 @@ impl Guard {
             config: parts.config,
             counters: parts.counters,
             queue: Arc::downgrade(&parts.queue),
+            diag: parts.diag,
             shut_down: Arc::new(AtomicBool::new(false)),
         };
         Guard {
@@ -147,7 +151,7 @@ impl Guard {
                 ctrl: parts.ctrl,
             },
             agents: parts.agents,
-            handle: Some(parts.handle),
+            handle: parts.handle,
         }
     }
 
@@ -176,9 +180,20 @@ impl Guard {
     /// [module docs](self#in-an-async-runtime).
     pub fn flush(&self, timeout: Duration) -> Result<Report, PipelineError> {
         if self.handle.is_none() {
-            return Err(PipelineError::AlreadyShutdown);
+            return self.without_worker();
         }
         blocking(|| self.link.flush(timeout))
+    }
+
+    /// What a flush or shutdown answers when there is no worker: a disabled pipeline has
+    /// nothing to do (until it is shut down), any other was shut down already.
+    fn without_worker(&self) -> Result<Report, PipelineError> {
+        let view = &self.link.view;
+        if view.config.disabled && !view.shut_down.load(Ordering::SeqCst) {
+            Ok(self.link.report())
+        } else {
+            Err(PipelineError::AlreadyShutdown)
+        }
     }
 
     /// [`Guard::flush`] for async code: the wait for the worker's reply runs on tokio's
@@ -191,7 +206,7 @@ impl Guard {
     #[cfg(feature = "tokio")]
     pub async fn flush_async(&self, timeout: Duration) -> Result<Report, PipelineError> {
         if self.handle.is_none() {
-            return Err(PipelineError::AlreadyShutdown);
+            return self.without_worker();
         }
         let link = self.link.clone();
         match tokio::task::spawn_blocking(move || link.flush(timeout)).await {
@@ -236,7 +251,9 @@ impl Guard {
 
     fn shutdown_inner(&mut self, timeout: Duration) -> Result<Report, PipelineError> {
         let Some(handle) = self.handle.take() else {
-            return Err(PipelineError::AlreadyShutdown);
+            let result = self.without_worker();
+            self.link.view.shut_down.store(true, Ordering::SeqCst);
+            return result;
         };
         let result = self.stop_worker(handle, timeout);
         self.link.view.shut_down.store(true, Ordering::SeqCst);
@@ -286,6 +303,18 @@ impl Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         if self.handle.is_some() {
+            // The guard and the worker hold the queue; a third holder is the layer. A guard
+            // dropped before its layer is almost always `let (layer, _) = ..build()?`.
+            if Arc::strong_count(&self.link.queue) > 2 && !std::thread::panicking() {
+                self.link.view.diag.notice(
+                    tracing::Level::WARN,
+                    "guard",
+                    "the tracing-omninode Guard was dropped while its layer is still \
+                     installed: the pipeline shuts down now and every later event is dropped. \
+                     Keep the guard for the life of the program: `let (layer, _guard) = \
+                     builder().build()?`, not `let (layer, _) = ..`",
+                );
+            }
             let timeout = self.link.view.config.shutdown_timeout;
             let _ = blocking(|| self.shutdown_inner(timeout));
         }
@@ -318,6 +347,7 @@ pub struct MetricsHandle {
     // Weak: a handle kept by a web server must not keep the pipeline (and its spool
     // directory) alive after the shutdown.
     queue: Weak<Queue>,
+    diag: Arc<Diagnostics>,
     shut_down: Arc<AtomicBool>,
 }
 
@@ -336,7 +366,10 @@ impl MetricsHandle {
         let mut m = self
             .counters
             .snapshot(self.config.sanitizer.redaction_counts());
-        m.worker_stopped = self.queue.upgrade().is_some_and(|q| q.is_worker_stopped());
+        if let Some(q) = self.queue.upgrade() {
+            m.worker_stopped = q.is_worker_stopped();
+            m.queue_depth = q.depth() as u64;
+        }
         m
     }
 
@@ -350,6 +383,9 @@ impl MetricsHandle {
         if self.shut_down.load(Ordering::SeqCst) {
             return HealthStatus::ShutDown;
         }
+        if self.config.disabled {
+            return HealthStatus::Disabled;
+        }
         match self.queue.upgrade() {
             None => HealthStatus::ShutDown,
             Some(q) if q.is_worker_stopped() => HealthStatus::WorkerStopped,
@@ -357,11 +393,14 @@ impl MetricsHandle {
         }
     }
 
-    /// The status with the counters, ready to serialize for a health endpoint.
+    /// The status with what is going wrong and the counters, ready to serialize for a
+    /// health endpoint. The status is [`HealthStatus::Degraded`] while a problem keeps
+    /// events from getting through (see [`crate::diagnostics::Condition::degrades`]).
     pub fn health(&self) -> Health {
         Health::new(
             self.config.service_name.clone(),
             self.status(),
+            self.diag.problems(),
             self.metrics(),
         )
     }

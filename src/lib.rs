@@ -86,6 +86,7 @@
 pub mod config;
 pub mod consumer;
 pub mod contract;
+pub mod diagnostics;
 pub mod guard;
 mod macros;
 pub mod metrics;
@@ -130,34 +131,55 @@ impl Builder {
     /// [`BuildError::Spool`] only when every slot is held (or the directory is unusable).
     /// A pipeline that [`Guard::shutdown`] stopped (and whose layer is gone) no longer holds
     /// its directory.
+    ///
+    /// With [`Builder::disabled`] (`OMNINODE_DISABLED=true`) it starts nothing: the layer
+    /// captures nothing and the guard's flush and shutdown return at once.
     pub fn build(self) -> Result<(OmniNodeLayer, Guard), BuildError> {
         let mut config = self.resolve()?;
-        let spool = spool::Spool::open_slot(
-            &config.spool_dir,
-            spool::SpoolLimits {
-                max_bytes: config.spool_max_bytes,
-                // A segment always holds the largest record the producer accepts.
-                segment_bytes: spool::DEFAULT_SPOOL_SEGMENT_BYTES
-                    .max(2 * config.message_max_bytes as u64 + 4096)
-                    .min(config.spool_max_bytes),
-            },
-            spool::SPOOL_SLOTS,
-            // Never wait for the lock on the caller's thread (it may be an async runtime's):
-            // a directory held by another live pipeline means the next free slot, at once.
-            std::time::Duration::ZERO,
-        )
-        .map_err(|source| BuildError::Spool {
-            dir: config.spool_dir.clone(),
-            source,
-        })?;
-        // Another instance may hold the configured directory: this one got `<dir>.<n>`.
-        config.spool_dir = spool.dir().to_owned();
-        let producer = kafka::producer::Producer::new(&config).map_err(BuildError::Kafka)?;
+        if config.disabled {
+            return Ok(disabled(config));
+        }
+        let limits = spool::SpoolLimits {
+            max_bytes: config.spool_max_bytes,
+            // A segment always holds the largest record the producer accepts.
+            segment_bytes: spool::DEFAULT_SPOOL_SEGMENT_BYTES
+                .max(2 * config.message_max_bytes as u64 + 4096)
+                .min(config.spool_max_bytes),
+        };
+        let spool = match config.spool_mode {
+            config::SpoolMode::Memory => spool::Store::Memory(spool::MemorySpool::new(limits)),
+            config::SpoolMode::Disk => {
+                let spool = spool::Spool::open_slot(
+                    &config.spool_dir,
+                    limits,
+                    spool::SPOOL_SLOTS,
+                    // Never wait for the lock on the caller's thread (it may be an async
+                    // runtime's): a directory held by another live pipeline means the next
+                    // free slot, at once.
+                    std::time::Duration::ZERO,
+                )
+                .map_err(|source| BuildError::Spool {
+                    dir: config.spool_dir.clone(),
+                    source,
+                })?;
+                // Another instance may hold the configured directory: this one got
+                // `<dir>.<n>`.
+                config.spool_dir = spool.dir().to_owned();
+                spool::Store::Disk(spool)
+            }
+        };
+        let diag = Arc::new(diagnostics::Diagnostics::new(
+            &config.service_name,
+            config.sanitizer.clone(),
+        ));
+        let producer =
+            kafka::producer::Producer::new(&config, diag.clone()).map_err(BuildError::Kafka)?;
         let config = Arc::new(config);
         let counters = Arc::new(metrics::Counters::default());
         let spooler = Arc::new(pipeline::spooler::Spooler::new(
             config.clone(),
             counters.clone(),
+            diag.clone(),
             spool,
         ));
         let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
@@ -183,6 +205,7 @@ impl Builder {
             overflow: overflow_rx,
             ctrl: ctrl_rx,
             producer,
+            diag: diag.clone(),
         })
         .map_err(BuildError::Thread)?;
         let layer = OmniNodeLayer::new(queue.clone(), agents.clone(), config.max_level);
@@ -191,11 +214,53 @@ impl Builder {
             counters,
             queue,
             agents,
+            diag,
             ctrl: ctrl_tx,
-            handle,
+            handle: Some(handle),
         });
         Ok((layer, guard))
     }
+}
+
+/// The layer and guard of a disabled pipeline: no Kafka client, spool or worker.
+fn disabled(config: Config) -> (OmniNodeLayer, Guard) {
+    /// Nothing reaches the queue of a disabled layer; nothing is kept either.
+    struct Nowhere;
+    impl capture::queue::Overflow for Nowhere {
+        fn hand_over(&self, _: capture::record::Captured) -> bool {
+            false
+        }
+        fn write_now(&self, _: capture::record::Captured) -> bool {
+            false
+        }
+    }
+    let config = Arc::new(config);
+    let counters = Arc::new(metrics::Counters::default());
+    let (tx, _) = crossbeam_channel::bounded(1);
+    let queue = Arc::new(capture::queue::Queue::new(
+        tx,
+        config.guaranteed_wait,
+        counters.clone(),
+        Arc::new(capture::queue::DropLog::new(counters.clone())),
+        Arc::new(Nowhere),
+    ));
+    let agents = Arc::new(capture::agent::OpenAgents::default());
+    let layer = OmniNodeLayer::new(queue.clone(), agents.clone(), config.max_level).disabled();
+    let diag = Arc::new(diagnostics::Diagnostics::new(
+        &config.service_name,
+        config.sanitizer.clone(),
+    ));
+    let (ctrl, _) = crossbeam_channel::unbounded();
+    let guard = Guard::new(guard::GuardParts {
+        config,
+        counters,
+        queue,
+        agents,
+        diag,
+        ctrl,
+        handle: None,
+    });
+    (layer, guard)
 }
 
 /// Errors of [`try_init`].
@@ -210,31 +275,51 @@ pub enum InitError {
     AlreadyInstalled(String),
 }
 
-/// Reads the environment, installs `registry + EnvFilter (RUST_LOG, default info) + layer`
-/// as the global default and returns the guard.
+/// Env: `false` keeps [`try_init`] from installing its console layer.
+pub const CONSOLE_ENV: &str = "OMNINODE_CONSOLE";
+
+/// Reads the environment and installs, as the global default subscriber, a registry with:
+///
+/// - this crate's layer, filtered by `RUST_LOG` (default `info`) **except** for what must
+///   never be filtered away: audit, security and typed events, agent and tool spans (their
+///   `execution.*` events), spans that carry context, and `#[instrument(err)]` events;
+/// - a console layer (`tracing_subscriber::fmt`, to stdout) filtered by `RUST_LOG`, so the
+///   application's own logs and the pipeline's [diagnostics](crate::diagnostics) still
+///   show; `OMNINODE_CONSOLE=false` leaves it out.
+///
+/// Keep the guard for the life of the program; dropping it flushes and shuts down:
+///
+/// ```no_run
+/// fn main() -> Result<(), tracing_omninode::InitError> {
+///     let _guard = tracing_omninode::try_init()?;
+///     tracing::info!("started");
+///     Ok(())
+/// }
+/// ```
 pub fn try_init() -> Result<Guard, InitError> {
+    use tracing_subscriber::filter::{filter_fn, FilterExt};
     use tracing_subscriber::prelude::*;
+    let env_filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    };
+    let console = match std::env::var(CONSOLE_ENV) {
+        Ok(v)
+            if matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "false" | "0" | "off"
+            ) =>
+        {
+            None
+        }
+        _ => Some(tracing_subscriber::fmt::layer().with_filter(env_filter())),
+    };
     let (layer, guard) = builder().build()?;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Audit, security and typed events must never be filtered out by a RUST_LOG that
-    // names only the application's own targets.
-    let filter = [
-        layer::AUDIT_TARGET,
-        layer::SECURITY_TARGET,
-        layer::TYPED_TARGET,
-    ]
-    .into_iter()
-    .fold(filter, |f, target| {
-        f.add_directive(
-            format!("{target}=trace")
-                .parse()
-                .expect("a target=level directive parses"),
-        )
-    });
+    let capture = layer.capture_filter();
+    let filter = capture.and(env_filter().or(filter_fn(|meta| layer::protected(meta))));
     tracing_subscriber::registry()
-        .with(filter)
-        .with(layer)
+        .with(layer.with_filter(filter))
+        .with(console)
         .try_init()
         // The guard built above is dropped here, which stops its idle worker at once.
         .map_err(|e| InitError::AlreadyInstalled(e.to_string()))?;

@@ -8,8 +8,11 @@ pub mod export;
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, Ordering::Relaxed};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_utils::CachePadded;
+
+use crate::diagnostics::Problem;
 
 /// Cells of a [`Striped`] counter: more than the callers that usually log at once.
 const STRIPES: usize = 16;
@@ -80,6 +83,34 @@ pub(crate) struct Counters {
     pub pipeline_errors: AtomicU64,
     pub producer_rebuilds: AtomicU64,
     pub worker_panics: AtomicU64,
+    // Gauges, written by the worker.
+    pub in_flight: AtomicU64,
+    pub spool_bytes: AtomicU64,
+    pub spool_records: AtomicU64,
+    /// Unix time (ms) since when events have waited without an acknowledgement; 0 when
+    /// nothing waits.
+    pub stalled_since_ms: AtomicU64,
+}
+
+/// Unix time in milliseconds of `at` (an instant of this process).
+pub(crate) fn unix_ms_of(at: Instant) -> u64 {
+    let ago = at.elapsed();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    now.saturating_sub(ago).as_millis() as u64
+}
+
+/// Milliseconds from the unix time `ms` until now (0 for 0).
+fn ms_since_unix(ms: u64) -> u64 {
+    if ms == 0 {
+        return 0;
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    now.saturating_sub(ms)
 }
 
 impl Counters {
@@ -106,6 +137,11 @@ impl Counters {
             producer_rebuilds: g(&self.producer_rebuilds),
             worker_panics: g(&self.worker_panics),
             worker_stopped: false,
+            queue_depth: 0,
+            in_flight: g(&self.in_flight),
+            spool_bytes: g(&self.spool_bytes),
+            spool_records: g(&self.spool_records),
+            unacked_wait_ms: ms_since_unix(g(&self.stalled_since_ms)),
             redacted,
         }
     }
@@ -153,6 +189,21 @@ pub struct Metrics {
     /// events go to the spool (from the caller's thread), application logs are dropped.
     /// `flush` and `shutdown` then fail with [`crate::PipelineError::WorkerStopped`].
     pub worker_stopped: bool,
+    /// Gauge: events in the queue between the callers and the worker.
+    pub queue_depth: u64,
+    /// Gauge: records handed to the Kafka client and not acknowledged yet.
+    pub in_flight: u64,
+    /// Gauge: bytes of the spool's segment files (write-ahead copies of guaranteed events
+    /// in flight, and records waiting for replay).
+    pub spool_bytes: u64,
+    /// Gauge: spool records not acknowledged yet (segments left by an earlier process are
+    /// counted once replay reads them).
+    pub spool_records: u64,
+    /// Gauge: how long events have waited without any acknowledgement from the broker, in
+    /// milliseconds: 0 when nothing waits or acknowledgements keep coming; it grows while
+    /// the broker takes nothing. (Not the age of the oldest event: under a steady flow of
+    /// acknowledgements it stays near 0 even if one partition is stuck.)
+    pub unacked_wait_ms: u64,
     /// Redactions by kind of secret.
     pub redacted: BTreeMap<String, u64>,
 }
@@ -199,19 +250,25 @@ impl std::fmt::Display for Report {
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum HealthStatus {
-    /// The worker runs and delivers (or spools while the broker is away).
+    /// The worker runs and delivers.
     Running,
+    /// The worker runs, but events do not get through: nothing acknowledged for
+    /// `degraded_after` while events wait, events waiting in the spool, the spool full, or
+    /// TLS or authentication failing. [`Health::problems`] says which.
+    Degraded,
     /// The worker gave up after repeated panics ([`Metrics::worker_stopped`]): nothing is
     /// delivered any more until the process restarts.
     WorkerStopped,
     /// The pipeline was shut down.
     ShutDown,
+    /// Built disabled (`OMNINODE_DISABLED`): it does nothing, by choice. Healthy.
+    Disabled,
 }
 
 impl HealthStatus {
-    /// Only [`HealthStatus::Running`] is healthy.
+    /// [`HealthStatus::Running`] and [`HealthStatus::Disabled`] are healthy.
     pub fn is_healthy(self) -> bool {
-        self == HealthStatus::Running
+        matches!(self, HealthStatus::Running | HealthStatus::Disabled)
     }
 }
 
@@ -223,20 +280,36 @@ impl HealthStatus {
 pub struct Health {
     /// The configured service name.
     pub service: String,
-    /// Running, worker stopped, or shut down.
+    /// Running, degraded, worker stopped, or shut down.
     pub status: HealthStatus,
     /// `status.is_healthy()`, for readers of the JSON.
     pub healthy: bool,
+    /// What is going wrong now, each with the message said when it started.
+    pub problems: Vec<Problem>,
     /// The counters.
     pub metrics: Metrics,
 }
 
 impl Health {
-    pub(crate) fn new(service: String, status: HealthStatus, metrics: Metrics) -> Self {
+    /// `status` is [`HealthStatus::Running`] unless the worker stopped, the pipeline was
+    /// shut down, or a problem degrades it.
+    pub(crate) fn new(
+        service: String,
+        status: HealthStatus,
+        problems: Vec<Problem>,
+        metrics: Metrics,
+    ) -> Self {
+        let status = match status {
+            HealthStatus::Running if problems.iter().any(|p| p.condition.degrades()) => {
+                HealthStatus::Degraded
+            }
+            other => other,
+        };
         Health {
             service,
             status,
             healthy: status.is_healthy(),
+            problems,
             metrics,
         }
     }
@@ -253,7 +326,7 @@ mod tests {
             ..Metrics::default()
         };
         metrics.redacted.insert("password".into(), 2);
-        let health = Health::new("api".into(), HealthStatus::Running, metrics);
+        let health = Health::new("api".into(), HealthStatus::Running, Vec::new(), metrics);
         let json = serde_json::to_value(&health).unwrap();
         assert_eq!(json["service"], "api");
         assert_eq!(json["status"], "running");

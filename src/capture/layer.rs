@@ -169,6 +169,17 @@ fn span_wanted(meta: &Metadata<'_>, max_level: Level) -> bool {
             .any(|f| meta.fields().field(f).is_some())
 }
 
+/// What [`crate::try_init`] never lets `RUST_LOG` filter away from the layer: audit,
+/// security and typed events, what `#[instrument(err)]` emits, and spans that are agents or
+/// tools or carry context (a run's `execution.*` events come from its span).
+pub(crate) fn protected(meta: &Metadata<'_>) -> bool {
+    if meta.is_span() {
+        span_wanted(meta, Level::ERROR)
+    } else {
+        Kind::of(meta.target()) != Kind::Log || is_instrument_err(meta)
+    }
+}
+
 /// The event `#[instrument(err)]` emits: one field, `error`, no message.
 fn is_instrument_err(meta: &Metadata<'_>) -> bool {
     let fields = meta.fields();
@@ -239,6 +250,8 @@ pub struct OmniNodeLayer {
     live_agents: AtomicUsize,
     /// This layer's number (see [`LastCtx`]).
     id: u64,
+    /// Built with `OMNINODE_DISABLED`: captures nothing.
+    disabled: bool,
 }
 
 impl fmt::Debug for OmniNodeLayer {
@@ -286,7 +299,14 @@ impl OmniNodeLayer {
             max_level,
             live_agents: AtomicUsize::new(0),
             id: LAYER_IDS.fetch_add(1, Ordering::Relaxed),
+            disabled: false,
         }
+    }
+
+    /// The layer of a disabled pipeline: it captures nothing.
+    pub(crate) fn disabled(mut self) -> Self {
+        self.disabled = true;
+        self
     }
 
     /// The per-layer filter that enables exactly what this layer captures.
@@ -473,7 +493,7 @@ where
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let meta = attrs.metadata();
-        if !span_wanted(meta, self.max_level) || super::is_ignored_thread() {
+        if self.disabled || !span_wanted(meta, self.max_level) || super::is_ignored_thread() {
             return;
         }
         let Some(span) = ctx.span(id) else { return };
@@ -572,7 +592,7 @@ where
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
         let usage = event_use(meta, self.max_level);
-        if usage == EventUse::Ignore || super::is_ignored_thread() {
+        if self.disabled || usage == EventUse::Ignore || super::is_ignored_thread() {
             return;
         }
         let target = meta.target();

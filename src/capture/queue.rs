@@ -126,6 +126,11 @@ impl Queue {
         }
     }
 
+    /// Events waiting in the queue for the worker.
+    pub fn depth(&self) -> usize {
+        self.tx.len()
+    }
+
     /// The next per-instance sequence number (from 1).
     pub fn next_sequence(&self) -> u64 {
         self.sequence.fetch_add(1, Ordering::Relaxed) + 1

@@ -9,7 +9,7 @@ use tracing::Level;
 
 use super::kafka_props::RedactedProps;
 use super::resolve::resolve;
-use super::{env, BuildError, Config, FsyncPolicy};
+use super::{env, BuildError, Config, FsyncPolicy, SpoolMode};
 #[cfg(doc)]
 use super::{
     DEFAULT_BATCH_SIZE, DEFAULT_GUARANTEED_WAIT, DEFAULT_LINGER, DEFAULT_MESSAGE_MAX_BYTES,
@@ -47,6 +47,9 @@ pub struct Builder {
     pub(crate) kafka_props: BTreeMap<String, String>,
     pub(crate) partition: PartitionPolicy,
     pub(crate) sanitizer: Option<Sanitizer>,
+    pub(crate) degraded_after: Option<Duration>,
+    pub(crate) spool_mode: Option<SpoolMode>,
+    pub(crate) disabled: Option<bool>,
     pub(crate) ignore_env: bool,
 }
 
@@ -117,8 +120,9 @@ impl Builder {
         message_max_bytes: usize
     );
     setter!(
-        /// Spool directory. Default `omninode/spool/<service_name>` under the user's state
-        /// directory (`$XDG_STATE_HOME`, else `~/.local/state`).
+        /// Spool directory. Default `omninode/spool/<service_name>-<cluster>` under the
+        /// user's state directory (`$XDG_STATE_HOME`, else `~/.local/state`), where
+        /// `<cluster>` is a short hash of the bootstrap servers and topic prefix.
         /// Env: `OMNINODE_SPOOL_DIR`.
         spool_dir: PathBuf
     );
@@ -140,8 +144,30 @@ impl Builder {
     );
     setter!(
         /// Deadline of the shutdown run when the guard is dropped.
-        /// Default [`DEFAULT_SHUTDOWN_TIMEOUT`]. Env: `OMNINODE_SHUTDOWN_TIMEOUT_MS`.
+        /// Default [`DEFAULT_SHUTDOWN_TIMEOUT`]. Env: `OMNINODE_SHUTDOWN_TIMEOUT_MS`
+        /// (`10s`, `500ms`, or milliseconds).
         shutdown_timeout: Duration
+    );
+    setter!(
+        /// How long events may wait without any acknowledgement from the broker before
+        /// [`MetricsHandle::health`](crate::MetricsHandle::health) says
+        /// [`Degraded`](crate::HealthStatus::Degraded) (and the diagnostics say so).
+        /// Default [`DEFAULT_DEGRADED_AFTER`](super::DEFAULT_DEGRADED_AFTER).
+        /// Env: `OMNINODE_DEGRADED_AFTER` (`15s`, `500ms`).
+        degraded_after: Duration
+    );
+    setter!(
+        /// Where undelivered events are kept: [`SpoolMode::Disk`] (default; survives a
+        /// crash) or [`SpoolMode::Memory`] (for a read-only filesystem; **lost when the
+        /// process dies**). Env: `OMNINODE_SPOOL` = `disk` or `memory`.
+        spool_mode: SpoolMode
+    );
+    setter!(
+        /// `true`: the pipeline does nothing: no Kafka client, no spool, no worker thread;
+        /// the layer captures nothing and the guard's flush and shutdown return at once
+        /// (for tests and local runs without Kafka, like `OTEL_SDK_DISABLED`). No bootstrap
+        /// servers are needed then. Default `false`. Env: `OMNINODE_DISABLED` = `true`.
+        disabled: bool
     );
     setter!(
         /// Most verbose level turned into application logs. Default `INFO`.

@@ -32,8 +32,17 @@ pub const SPOOL_FSYNC: &str = "OMNINODE_SPOOL_FSYNC";
 pub const DLQ_MAX_RETRIES: &str = "OMNINODE_DLQ_MAX_RETRIES";
 /// Queue capacity in events.
 pub const QUEUE_CAPACITY: &str = "OMNINODE_QUEUE_CAPACITY";
-/// Default shutdown deadline in milliseconds.
+/// Default shutdown deadline: `5s`, `500ms`, or a bare number of milliseconds.
 pub const SHUTDOWN_TIMEOUT_MS: &str = "OMNINODE_SHUTDOWN_TIMEOUT_MS";
+/// How long events may wait without an acknowledgement before the health is degraded
+/// (`15s`, `500ms`, or milliseconds).
+pub const DEGRADED_AFTER: &str = "OMNINODE_DEGRADED_AFTER";
+/// `disk` (default) or `memory`: where undelivered events are kept (see
+/// [`SpoolMode`](super::SpoolMode)).
+pub const SPOOL: &str = "OMNINODE_SPOOL";
+/// `true`/`1`: the pipeline does nothing (no Kafka, no spool, no worker), like
+/// `OTEL_SDK_DISABLED`.
+pub const DISABLED: &str = "OMNINODE_DISABLED";
 /// Prefix of librdkafka passthrough properties: `OMNINODE_KAFKA_SASL_PASSWORD` becomes
 /// `sasl.password`.
 pub const KAFKA_PREFIX: &str = "OMNINODE_KAFKA_";
@@ -74,8 +83,16 @@ pub(super) const SPOOL_FSYNC_VAR: Var = Var::number(
 );
 pub(super) const DLQ_MAX_RETRIES_VAR: Var =
     Var::number(DLQ_MAX_RETRIES, "use a whole number of retries, e.g. 3");
-pub(super) const SHUTDOWN_TIMEOUT_VAR: Var =
-    Var::number(SHUTDOWN_TIMEOUT_MS, "use milliseconds, e.g. 10000");
+pub(super) const SHUTDOWN_TIMEOUT_VAR: Var = Var::number(
+    SHUTDOWN_TIMEOUT_MS,
+    "use a duration such as 10s or 500ms (a bare number is milliseconds)",
+);
+pub(super) const DEGRADED_AFTER_VAR: Var = Var::number(
+    DEGRADED_AFTER,
+    "use a duration such as 15s or 500ms (a bare number is milliseconds)",
+);
+pub(super) const SPOOL_VAR: Var = Var::number(SPOOL, "use disk or memory");
+pub(super) const DISABLED_VAR: Var = Var::number(DISABLED, "use true or false");
 
 /// A setting's type, read from its variable's (trimmed, non-empty) text.
 pub(super) trait FromEnv: Sized {
@@ -104,12 +121,22 @@ macro_rules! from_env_by_parse {
         }
     )*};
 }
-from_env_by_parse!(usize, u64, u32, super::FsyncPolicy);
+from_env_by_parse!(usize, u64, u32, super::FsyncPolicy, super::SpoolMode);
 
-/// Durations are whole milliseconds in the environment.
+/// `5s`, `500ms`, or a bare number of milliseconds.
 impl FromEnv for Duration {
     fn from_env(text: &str) -> Option<Self> {
-        u64::from_env(text).map(Duration::from_millis)
+        super::parse_duration(text)
+    }
+}
+
+impl FromEnv for bool {
+    fn from_env(text: &str) -> Option<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Some(true),
+            "false" | "0" | "no" | "off" => Some(false),
+            _ => None,
+        }
     }
 }
 
@@ -261,7 +288,11 @@ mod tests {
                 "3.5",
                 "use a whole number of retries, e.g. 3",
             ),
-            (SHUTDOWN_TIMEOUT_VAR, "10s", "use milliseconds, e.g. 10000"),
+            (
+                SHUTDOWN_TIMEOUT_VAR,
+                "ten seconds",
+                "use a duration such as 10s or 500ms (a bare number is milliseconds)",
+            ),
         ];
         for (var, value, hint) in cases {
             let map = vars(&[(var.name, &format!(" {value} "))]);

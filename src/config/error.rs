@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 /// A configuration value that cannot be used, and how to fix it.
-#[derive(Debug, thiserror::Error)]
+///
+/// Its `Debug` form is its message (what `fn main() -> Result<..>` prints).
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
     /// No broker address.
@@ -29,7 +31,7 @@ pub enum BuildError {
     #[error("topic prefix `{0}` may only contain ASCII letters, digits, '.', '_' and '-'")]
     BadTopicPrefix(String),
     /// The spool directory cannot be used.
-    #[error("spool directory {dir}: {source}; set OMNINODE_SPOOL_DIR or .spool_dir(..) to a writable directory of its own")]
+    #[error("spool directory {dir}: {source}. Either set OMNINODE_SPOOL_DIR (or .spool_dir(..)) to a writable directory of this service's own, or set OMNINODE_SPOOL=memory (or .spool_mode(SpoolMode::Memory)) to keep undelivered events in memory only, where they are lost if the process dies")]
     Spool {
         /// The directory.
         dir: PathBuf,
@@ -43,6 +45,12 @@ pub enum BuildError {
     /// The worker thread could not be started.
     #[error("could not start the delivery worker thread: {0}")]
     Thread(#[source] std::io::Error),
+}
+
+impl std::fmt::Debug for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 impl BuildError {

@@ -56,6 +56,49 @@ pub const DEFAULT_KAFKA_BUFFER_MESSAGES: usize = 10_000;
 pub const DEFAULT_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default deadline of the shutdown run when the guard is dropped.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time events may wait without any acknowledgement from the broker before the
+/// pipeline's health is [`Degraded`](crate::HealthStatus::Degraded).
+pub const DEFAULT_DEGRADED_AFTER: Duration = Duration::from_secs(15);
+
+/// Where the pipeline keeps what it has not delivered yet (its write-ahead copies of
+/// guaranteed events, and what waits for the broker).
+///
+/// Env: `OMNINODE_SPOOL` = `disk` or `memory`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SpoolMode {
+    /// Files in the spool directory (the default): what was accepted survives a crash of
+    /// the process (see [`FsyncPolicy`] for a crash of the machine) and is replayed by the
+    /// next start.
+    #[default]
+    Disk,
+    /// Memory only, bounded by the spool size: for a read-only filesystem or a container
+    /// without a volume. Undelivered events, audit and security ones included, are **lost
+    /// when the process dies**; a broker outage is still bridged while the process lives.
+    Memory,
+}
+
+impl std::str::FromStr for SpoolMode {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "disk" => Ok(SpoolMode::Disk),
+            "memory" => Ok(SpoolMode::Memory),
+            _ => Err(()),
+        }
+    }
+}
+
+/// A duration in the environment: `5s`, `500ms`, `1m 30s` (anything `humantime` reads), or
+/// a bare number of milliseconds.
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Ok(ms) = text.parse::<u64>() {
+        return Some(Duration::from_millis(ms));
+    }
+    humantime::parse_duration(text).ok()
+}
+
 /// Default [`FsyncPolicy`]: every 10 ms.
 pub const DEFAULT_SPOOL_FSYNC: FsyncPolicy = FsyncPolicy::Interval(Duration::from_millis(10));
 
@@ -91,20 +134,10 @@ impl std::str::FromStr for FsyncPolicy {
     fn from_str(s: &str) -> Result<Self, ()> {
         let s = s.trim().to_ascii_lowercase();
         match s.as_str() {
-            "always" => return Ok(FsyncPolicy::Always),
-            "never" => return Ok(FsyncPolicy::Never),
-            _ => {}
+            "always" => Ok(FsyncPolicy::Always),
+            "never" => Ok(FsyncPolicy::Never),
+            _ => parse_duration(&s).map(FsyncPolicy::Interval).ok_or(()),
         }
-        let split = s.find(|c: char| !c.is_ascii_digit()).ok_or(())?;
-        let (number, unit) = s.split_at(split);
-        let n: u64 = number.parse().map_err(|_| ())?;
-        let d = match unit.trim() {
-            "us" | "µs" => Duration::from_micros(n),
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            _ => return Err(()),
-        };
-        Ok(FsyncPolicy::Interval(d))
     }
 }
 /// Default spool size bound.
@@ -151,6 +184,12 @@ pub struct Config {
     pub max_retries: Option<u32>,
     /// Drop-guard shutdown deadline.
     pub shutdown_timeout: Duration,
+    /// How long events may wait without an acknowledgement before the health is degraded.
+    pub degraded_after: Duration,
+    /// Disk or memory spool.
+    pub spool_mode: SpoolMode,
+    /// The pipeline does nothing (`OMNINODE_DISABLED`).
+    pub disabled: bool,
     /// Most verbose level captured.
     pub max_level: Level,
     /// Idempotent producer.
@@ -174,6 +213,8 @@ impl fmt::Debug for Config {
             .field("topic_prefix", &self.topic_prefix)
             .field("queue_capacity", &self.queue_capacity)
             .field("spool_dir", &self.spool_dir)
+            .field("spool_mode", &self.spool_mode)
+            .field("disabled", &self.disabled)
             .field("spool_fsync", &self.spool_fsync)
             .field("max_retries", &self.max_retries)
             .field("kafka_props", &RedactedProps(&self.kafka_props))

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tracing::Level;
 
 use super::env::{self, Vars};
-use super::{kafka_props, BuildError, Builder, Config};
+use super::{kafka_props, BuildError, Builder, Config, SpoolMode, DEFAULT_DEGRADED_AFTER};
 use super::{
     DEFAULT_BATCH_SIZE, DEFAULT_GUARANTEED_WAIT, DEFAULT_LINGER, DEFAULT_MESSAGE_MAX_BYTES,
     DEFAULT_MESSAGE_TIMEOUT, DEFAULT_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_SPOOL_FSYNC,
@@ -17,15 +17,25 @@ use super::{
 
 /// The default spool directory of a service: under the user's state directory
 /// (`$XDG_STATE_HOME`, else `~/.local/state`, on Linux; the local data directory elsewhere),
-/// `omninode/spool/<service>`; the temp directory only when the user has neither. The spool
-/// refuses a directory another user owns or may write to, so a shared temp directory fails
-/// the build with a message that says to set `OMNINODE_SPOOL_DIR`.
-pub(crate) fn default_spool_dir(service_name: &str) -> PathBuf {
+/// `omninode/spool/<service>-<cluster>`, where `<cluster>` is a short hash of the bootstrap
+/// servers and the topic prefix, so two services, or one service configured for two
+/// clusters, never share a directory by accident; the temp directory only when the user
+/// has neither. The spool refuses a directory another user owns or may write to, so a
+/// shared temp directory fails the build with a message that says what to set.
+pub(crate) fn default_spool_dir(service_name: &str, bootstrap: &str, prefix: &str) -> PathBuf {
+    use sha2::Digest;
+    let mut servers: Vec<&str> = bootstrap.split(',').map(str::trim).collect();
+    servers.sort_unstable();
+    let digest = sha2::Sha256::digest(format!("{}\n{prefix}", servers.join(",")));
+    let cluster: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
     dirs::state_dir()
         .or_else(dirs::data_local_dir)
         .map(|d| d.join("omninode").join("spool"))
         .unwrap_or_else(|| std::env::temp_dir().join("omninode-spool"))
-        .join(service_name.replace(['/', '\\'], "_"))
+        .join(format!(
+            "{}-{cluster}",
+            service_name.replace(['/', '\\'], "_")
+        ))
 }
 
 fn default_instance_id() -> String {
@@ -72,14 +82,21 @@ fn check_bootstrap_servers(servers: &str) -> Result<(), BuildError> {
 pub(super) fn resolve(b: &Builder, vars: &BTreeMap<String, String>) -> Result<Config, BuildError> {
     let v = Vars(vars);
 
-    let bootstrap_servers = v
-        .setting(
-            b.bootstrap_servers.clone().map(Some),
-            env::BOOTSTRAP_SERVERS_VAR,
-            || None,
-        )?
-        .ok_or(BuildError::MissingBootstrapServers)?;
-    check_bootstrap_servers(&bootstrap_servers)?;
+    let disabled = v.setting(b.disabled, env::DISABLED_VAR, || false)?;
+    let bootstrap_servers = v.setting(
+        b.bootstrap_servers.clone().map(Some),
+        env::BOOTSTRAP_SERVERS_VAR,
+        || None,
+    )?;
+    let bootstrap_servers = match bootstrap_servers {
+        Some(servers) => {
+            check_bootstrap_servers(&servers)?;
+            servers
+        }
+        // A disabled pipeline never connects.
+        None if disabled => String::new(),
+        None => return Err(BuildError::MissingBootstrapServers),
+    };
     let default = || "default".to_owned();
     let service_name = v.setting(
         b.service_name.clone(),
@@ -134,7 +151,11 @@ pub(super) fn resolve(b: &Builder, vars: &BTreeMap<String, String>) -> Result<Co
         DEFAULT_SHUTDOWN_TIMEOUT
     })?;
     let spool_dir = v.setting(b.spool_dir.clone(), env::SPOOL_DIR_VAR, || {
-        default_spool_dir(&service_name)
+        default_spool_dir(&service_name, &bootstrap_servers, &topic_prefix)
+    })?;
+    let spool_mode = v.setting(b.spool_mode, env::SPOOL_VAR, SpoolMode::default)?;
+    let degraded_after = v.setting(b.degraded_after, env::DEGRADED_AFTER_VAR, || {
+        DEFAULT_DEGRADED_AFTER
     })?;
 
     // Settings without a variable: the builder's value, else the default.
@@ -180,6 +201,9 @@ pub(super) fn resolve(b: &Builder, vars: &BTreeMap<String, String>) -> Result<Co
         spool_max_bytes,
         max_retries,
         shutdown_timeout,
+        degraded_after,
+        spool_mode,
+        disabled,
         spool_fsync,
         max_level: b.max_level.unwrap_or(Level::INFO),
         idempotence: b.idempotence.unwrap_or(true),
@@ -272,7 +296,7 @@ mod tests {
             default: String,
             field: fn(&Config) -> String,
         }
-        let default_spool = default_spool_dir(&default_service_name());
+        let default_spool = default_spool_dir(&default_service_name(), "h:1", "");
         let cases = [
             Case {
                 var: env::SERVICE_NAME,
@@ -344,6 +368,34 @@ mod tests {
                 default: format!("{DEFAULT_SHUTDOWN_TIMEOUT:?}"),
                 field: |c| format!("{:?}", c.shutdown_timeout),
             },
+            Case {
+                var: env::SHUTDOWN_TIMEOUT_MS,
+                env: ("5s", "5s"),
+                code: (|b| b.shutdown_timeout(Duration::from_secs(2)), "2s"),
+                default: format!("{DEFAULT_SHUTDOWN_TIMEOUT:?}"),
+                field: |c| format!("{:?}", c.shutdown_timeout),
+            },
+            Case {
+                var: env::DEGRADED_AFTER,
+                env: ("500ms", "500ms"),
+                code: (|b| b.degraded_after(Duration::from_secs(2)), "2s"),
+                default: format!("{DEFAULT_DEGRADED_AFTER:?}"),
+                field: |c| format!("{:?}", c.degraded_after),
+            },
+            Case {
+                var: env::SPOOL,
+                env: ("memory", "Memory"),
+                code: (|b| b.spool_mode(SpoolMode::Memory), "Memory"),
+                default: "Disk".into(),
+                field: |c| format!("{:?}", c.spool_mode),
+            },
+            Case {
+                var: env::DISABLED,
+                env: ("true", "true"),
+                code: (|b| b.disabled(true), "true"),
+                default: "false".into(),
+                field: |c| c.disabled.to_string(),
+            },
         ];
         // One sanitizer for all: building the default one per resolve is slow in debug.
         let base = Builder::default().sanitizer(crate::sanitize::Sanitizer::default());
@@ -360,5 +412,36 @@ mod tests {
             assert_eq!(field(&base, &with), in_env.1, "{var}: env");
             assert_eq!(field(&base, &without), case.default, "{var}: default");
         }
+    }
+
+    #[test]
+    fn default_spool_dirs_differ_by_service_and_cluster() {
+        let a = default_spool_dir("api", "k1:9092,k2:9092", "");
+        assert_eq!(a, default_spool_dir("api", " k2:9092 , k1:9092", ""));
+        assert_ne!(a, default_spool_dir("api", "other:9092", ""));
+        assert_ne!(a, default_spool_dir("api", "k1:9092,k2:9092", "staging."));
+        assert_ne!(a, default_spool_dir("billing", "k1:9092,k2:9092", ""));
+        let name = a.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with("api-") && name.len() == "api-".len() + 8,
+            "{name}"
+        );
+    }
+
+    #[test]
+    fn a_disabled_pipeline_needs_no_brokers() {
+        let base = Builder::default().sanitizer(crate::sanitize::Sanitizer::default());
+        let config = resolve(&base, &vars(&[(env::DISABLED, "1")])).unwrap();
+        assert!(config.disabled);
+        assert!(matches!(
+            resolve(&base, &vars(&[])),
+            Err(BuildError::MissingBootstrapServers)
+        ));
+        let err = resolve(&base, &vars(&[(env::DISABLED, "maybe")])).unwrap_err();
+        assert_eq!(
+            format!("{err:?}"),
+            "OMNINODE_DISABLED=`maybe` is invalid: use true or false",
+            "Debug shows the message"
+        );
     }
 }

@@ -49,6 +49,7 @@ use crate::contract::dlq::{dead_letter, Failure, DLQ_HEADER_PREFIX};
 use crate::contract::envelope::Source;
 use crate::contract::taxonomy::{Backoff, ErrorClass};
 use crate::contract::wire::WireRecord;
+use crate::diagnostics::Diagnostics;
 use crate::kafka::producer::{Producer, Refused};
 
 use tracker::Tracker;
@@ -157,7 +158,8 @@ impl DeadLetters {
     /// `max_retries` / `OMNINODE_DLQ_MAX_RETRIES`).
     pub fn new(builder: &Builder, consumer_group: &str) -> Result<Self, BuildError> {
         let config = builder.resolve()?;
-        let producer = Producer::new(&config).map_err(BuildError::Kafka)?;
+        let diag = Diagnostics::new(&config.service_name, config.sanitizer.clone());
+        let producer = Producer::new(&config, Arc::new(diag)).map_err(BuildError::Kafka)?;
         Ok(DeadLetters {
             group: config.sanitizer.sanitize_str(consumer_group).into_owned(),
             config: Arc::new(config),
@@ -310,7 +312,8 @@ impl DeadLetters {
                 Ok(()) => break,
                 Err(Refused::QueueFull(back)) => {
                     opaque = back;
-                    self.producer.poll(Duration::from_millis(10));
+                    // The callback thread frees room as acknowledgements come.
+                    std::thread::sleep(Duration::from_millis(5));
                 }
                 Err(Refused::Failed(_, e)) => {
                     return Err(failed(format!("{} {}", e.class, e.code)))
@@ -319,7 +322,8 @@ impl DeadLetters {
         }
         let deadline = Instant::now() + self.config.message_timeout + Duration::from_secs(1);
         while Instant::now() < deadline {
-            self.producer.poll(Duration::from_millis(50));
+            self.producer
+                .wait_report(deadline.saturating_duration_since(Instant::now()));
             if let Some((_, outcome)) = self.producer.next_report() {
                 return outcome
                     .map_err(|e| failed(format!("{} {}: {}", e.class, e.code, e.message)));

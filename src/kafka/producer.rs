@@ -2,11 +2,12 @@
 //! travels with an opaque value of the caller's type `T` that comes back with its delivery
 //! report, already classified ([`DeliveryError`]), so no rdkafka type leaves this folder.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Select, Sender};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode as C};
@@ -17,6 +18,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _,
 use crate::config::Config;
 use crate::contract::taxonomy::ErrorClass;
 use crate::contract::wire::WireRecord;
+use crate::diagnostics::{Condition, Diagnostics};
 use crate::kafka::classify::{classify, ClassifyContext};
 
 /// A failed send or delivery, classified (SPEC §3) with what the cluster said around it.
@@ -55,15 +57,70 @@ struct Ctx<T> {
     reports: Sender<RawReport<T>>,
     /// The last global error code (0 = none), for classification.
     last_global: Arc<AtomicI32>,
+    diag: Arc<Diagnostics>,
+    bootstrap: String,
 }
 
 impl<T: Send + Sync + 'static> ClientContext for Ctx<T> {
-    fn log(&self, _level: RDKafkaLogLevel, _fac: &str, _log_message: &str) {}
-
-    fn error(&self, error: KafkaError, _reason: &str) {
-        if let Some(code) = error.rdkafka_error_code() {
-            self.last_global.store(code as i32, Ordering::Relaxed);
+    /// librdkafka's warnings and errors (the log level is set to warning), rate-limited.
+    /// Connection failures (`FAIL`) are left to [`ClientContext::error`], which turns them
+    /// into conditions said once.
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        if fac == "FAIL" {
+            return;
         }
+        let level = match level {
+            RDKafkaLogLevel::Warning => tracing::Level::WARN,
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info | RDKafkaLogLevel::Debug => return,
+            _ => tracing::Level::ERROR,
+        };
+        self.diag.notice(
+            level,
+            &format!("librdkafka:{fac}"),
+            &format!("librdkafka {fac}: {log_message}"),
+        );
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        let Some(code) = error.rdkafka_error_code() else {
+            return;
+        };
+        self.last_global.store(code as i32, Ordering::Relaxed);
+        if let Some((condition, message)) = condition_of(code, reason, &self.bootstrap) {
+            self.diag.raise(condition, "", &message);
+        }
+    }
+}
+
+/// The condition a global librdkafka error starts, and what to say about it.
+fn condition_of(code: C, reason: &str, bootstrap: &str) -> Option<(Condition, String)> {
+    let kept = "guaranteed events are kept in the spool meanwhile";
+    match code {
+        C::SSL => Some((
+            Condition::TlsFailed,
+            format!(
+                "TLS with the Kafka cluster at {bootstrap} failed: {reason}. Check \
+                 ssl.ca.location (the CA that signed the brokers' certificates), the \
+                 certificates' validity dates, and that they name the host you connect to; \
+                 {kept}"
+            ),
+        )),
+        C::Authentication | C::SaslAuthenticationFailed => Some((
+            Condition::AuthenticationFailed,
+            format!(
+                "the Kafka cluster at {bootstrap} refused the credentials: {reason}. Check \
+                 sasl.mechanism, sasl.username and sasl.password (OMNINODE_KAFKA_SASL_*); \
+                 {kept}"
+            ),
+        )),
+        C::AllBrokersDown | C::Resolve => Some((
+            Condition::BrokerUnreachable,
+            format!(
+                "no Kafka broker answers at {bootstrap}: {reason}; events wait until one \
+                 does ({kept})"
+            ),
+        )),
+        _ => None,
     }
 }
 
@@ -81,10 +138,65 @@ impl<T: Send + Sync + 'static> ProducerContext for Ctx<T> {
 }
 
 /// The producer plus its report channel.
+///
+/// A thread of its own (`omninode-kafka-poll`) serves librdkafka's callbacks as they come,
+/// so delivery reports arrive on a channel the worker can block on together with its other
+/// inputs: nobody polls librdkafka in a loop. (rdkafka's `BaseProducer::poll` waits in whole
+/// milliseconds and spins through the last fraction of its timeout: polled 1 ms at a time,
+/// as the worker once did, it kept a core busy for as long as anything was outstanding.)
 pub(crate) struct Producer<T: Send + Sync + 'static> {
-    inner: BaseProducer<Ctx<T>>,
+    inner: Arc<BaseProducer<Ctx<T>>>,
     reports: Receiver<RawReport<T>>,
     last_global: Arc<AtomicI32>,
+    poller: Option<Poller>,
+}
+
+/// How long one poll of the callback thread lasts: the longest a drop of the producer
+/// waits for that thread, and the period of its only busy moment (the sub-millisecond end
+/// of each poll, under 1 % of a core).
+const POLL_SLICE: Duration = Duration::from_millis(100);
+
+/// The thread that serves the producer's callbacks, and how to stop it.
+struct Poller {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Poller {
+    fn spawn<T: Send + Sync + 'static>(
+        producer: Arc<BaseProducer<Ctx<T>>>,
+    ) -> std::io::Result<Poller> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new()
+            .name("omninode-kafka-poll".into())
+            .spawn({
+                let stop = stop.clone();
+                move || {
+                    // librdkafka's log and error callbacks run here; what they report must
+                    // never be captured by the layer.
+                    crate::capture::ignore_current_thread();
+                    while !stop.load(Ordering::Acquire) {
+                        producer.poll(POLL_SLICE);
+                    }
+                }
+            })?;
+        Ok(Poller { stop, thread })
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.thread.join();
+    }
+}
+
+impl<T: Send + Sync + 'static> Drop for Producer<T> {
+    fn drop(&mut self) {
+        // The callback thread holds the other reference: once it has ended, the
+        // `BaseProducer` is dropped here (it purges what it holds and serves those reports).
+        if let Some(poller) = self.poller.take() {
+            poller.stop();
+        }
+    }
 }
 
 impl<T: Send + Sync + 'static> std::fmt::Debug for Producer<T> {
@@ -122,25 +234,31 @@ fn client_config(config: &Config) -> ClientConfig {
 impl<T: Send + Sync + 'static> Producer<T> {
     /// Creates the producer. The error says what librdkafka refused, without the
     /// property's value (it may be a password).
-    pub fn new(config: &Config) -> Result<Self, String> {
+    pub fn new(config: &Config, diag: Arc<Diagnostics>) -> Result<Self, String> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let last_global = Arc::new(AtomicI32::new(0));
         let ctx = Ctx {
             reports: tx,
             last_global: last_global.clone(),
+            diag,
+            bootstrap: config.bootstrap_servers.clone(),
         };
-        let inner = client_config(config)
-            .set_log_level(RDKafkaLogLevel::Emerg)
+        let inner: BaseProducer<Ctx<T>> = client_config(config)
+            .set_log_level(RDKafkaLogLevel::Warning)
             .create_with_context(ctx)
             .map_err(|e| match e {
                 // librdkafka's message repeats the property's value; keep it out.
                 KafkaError::ClientConfig(_, desc, key, _) => format!("{desc} (property `{key}`)"),
                 other => other.to_string(),
             })?;
+        let inner = Arc::new(inner);
+        let poller = Poller::spawn(inner.clone())
+            .map_err(|e| format!("could not start the Kafka callback thread: {e}"))?;
         Ok(Producer {
             inner,
             reports: rx,
             last_global,
+            poller: Some(poller),
         })
     }
 
@@ -168,6 +286,21 @@ impl<T: Send + Sync + 'static> Producer<T> {
     pub fn next_report(&self) -> Option<Report<T>> {
         let (opaque, outcome) = self.reports.try_recv().ok()?;
         Some((opaque, outcome.map_err(|e| self.classify(&e))))
+    }
+
+    /// Waits, without spinning, until a delivery report is there (then
+    /// [`Producer::next_report`] returns it) or `timeout` passed. True when one is there.
+    pub fn wait_report(&self, timeout: Duration) -> bool {
+        let mut select = Select::new();
+        self.watch(&mut select);
+        select.ready_timeout(timeout).is_ok()
+    }
+
+    /// Adds the delivery reports to `select`, for a worker that waits on them together with
+    /// its other inputs (a `ready` wait: the reports stay to be taken with
+    /// [`Producer::next_report`]). Returns the operation's index.
+    pub fn watch<'a>(&'a self, select: &mut Select<'a>) -> usize {
+        select.recv(&self.reports)
     }
 
     /// Replaces this (broken) producer with `fresh`. Dropping it purges what it still held;
@@ -205,11 +338,6 @@ impl<T: Send + Sync + 'static> Producer<T> {
                     Some(C::AllBrokersDown | C::BrokerTransportFailure | C::Resolve)
                 ),
         }
-    }
-
-    /// Serves delivery callbacks, waiting at most `timeout` for the first.
-    pub fn poll(&self, timeout: Duration) {
-        self.inner.poll(timeout);
     }
 
     /// The last global error librdkafka reported.

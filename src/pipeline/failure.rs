@@ -10,6 +10,7 @@ use crate::contract::taxonomy::ErrorClass;
 use crate::contract::timestamp::Timestamp;
 use crate::contract::wire::header;
 use crate::contract::wire::WireRecord;
+use crate::diagnostics::Condition;
 use crate::kafka::producer::DeliveryError;
 use crate::metrics::Counters;
 use crate::pipeline::replay::PROBE_EVERY;
@@ -39,6 +40,20 @@ impl Worker {
         });
         if !flight.is_dlq && err.class == ErrorClass::RetryableDependency {
             self.healthy = Some(false);
+        }
+        if err.code.starts_with("UnknownTopic") {
+            let topic = &flight.record.topic;
+            self.diag.raise(
+                Condition::TopicMissing,
+                topic,
+                &format!(
+                    "topic {topic} does not exist on the Kafka cluster at {}: create the \
+                     catalog's topics with `omninode-events topics create` (or \
+                     tracing_omninode::topics); its events go to the dead-letter topic or the \
+                     spool meanwhile",
+                    self.config.bootstrap_servers
+                ),
+            );
         }
         match action {
             Action::Retry { after } => {
@@ -141,6 +156,12 @@ impl Worker {
             },
             &config.sanitizer,
             config.message_max_bytes,
+        );
+        let topic = &flight.record.topic;
+        self.diag.notice(
+            tracing::Level::WARN,
+            &format!("dlq:{topic}"),
+            &format!("an event for {topic} was dead-lettered to {topic}.dlq ({code}): {why}"),
         );
         let mut dead = InFlight::new(record, flight.origin, true);
         dead.first_failed_at = flight.first_failed_at;

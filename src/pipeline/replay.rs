@@ -42,6 +42,7 @@ impl Worker {
             return false;
         }
         self.producer.clear_last_global();
+        self.diag.connected();
         self.healthy = Some(true);
         true
     }

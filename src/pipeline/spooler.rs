@@ -11,30 +11,38 @@ use crate::capture::queue::Overflow;
 use crate::capture::record::Captured;
 use crate::config::Config;
 use crate::contract::wire::WireRecord;
+use crate::diagnostics::{Condition, Diagnostics};
 use crate::metrics::Counters;
 use crate::pipeline::assemble::assemble;
-use crate::spool::{RecordId, Spool};
+use crate::spool::{RecordId, Store};
 
 /// The spool, shared by the worker and (through [`Overflow`]) the queue.
 #[derive(Debug)]
 pub(crate) struct Spooler {
     pub config: Arc<Config>,
     counters: Arc<Counters>,
-    spool: Mutex<Spool>,
+    diag: Arc<Diagnostics>,
+    spool: Mutex<Store>,
 }
 
 impl Spooler {
-    pub fn new(config: Arc<Config>, counters: Arc<Counters>, spool: Spool) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        counters: Arc<Counters>,
+        diag: Arc<Diagnostics>,
+        spool: Store,
+    ) -> Self {
         Spooler {
             config,
             counters,
+            diag,
             spool: Mutex::new(spool),
         }
     }
 
     /// The spool, also after a thread panicked while holding it (the spool's own state is
     /// consistent after every call, so a poisoned lock is safe to take over).
-    pub fn lock(&self) -> MutexGuard<'_, Spool> {
+    pub fn lock(&self) -> MutexGuard<'_, Store> {
         self.spool.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -47,6 +55,30 @@ impl Spooler {
             None => &self.counters.spool_full,
         };
         Counters::add(counter, 1);
+        let (dir, max) = (&self.config.spool_dir, self.config.spool_max_bytes);
+        match written {
+            Some(_) => {
+                self.diag.clear(Condition::SpoolFull, None);
+                self.diag.raise(
+                    Condition::Spooling,
+                    "",
+                    &format!(
+                        "events wait in the spool ({}, at most {max} bytes) until the broker \
+                         takes them; they are replayed, also after a restart",
+                        dir.display()
+                    ),
+                );
+            }
+            None => self.diag.raise(
+                Condition::SpoolFull,
+                "",
+                &format!(
+                    "the spool ({}) is full at {max} bytes: events that cannot be delivered \
+                     now are dropped; restore the broker or raise OMNINODE_SPOOL_MAX_BYTES",
+                    dir.display()
+                ),
+            ),
+        }
         written
     }
 

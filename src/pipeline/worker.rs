@@ -5,11 +5,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, Select, Sender, TryRecvError};
 
 use crate::capture::queue::Queue;
 use crate::capture::record::{Body, Captured, FieldValue, Fields};
@@ -19,6 +20,7 @@ use crate::contract::limits::deadline_in;
 use crate::contract::taxonomy::ErrorClass;
 use crate::contract::timestamp::Timestamp;
 use crate::contract::wire::{header, topic_for, WireRecord};
+use crate::diagnostics::{Condition, Diagnostics};
 use crate::kafka::producer::{DeliveryError, Producer, Refused};
 use crate::metrics::{Counters, Report};
 use crate::pipeline::assemble::{assemble, kind_of};
@@ -79,7 +81,9 @@ impl InFlight {
     }
 }
 
-const IDLE_WAIT: Duration = Duration::from_millis(5);
+/// Longest the worker sleeps with nothing to do: it wakes earlier for an event, a control
+/// message, a delivery report, a retry that falls due or a spool sync.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
 /// Longest wait for the reports of purged records at shutdown (they are produced locally).
 const PURGE_COLLECT: Duration = Duration::from_millis(250);
 
@@ -95,6 +99,7 @@ pub(crate) struct Parts {
     pub overflow: Receiver<Captured>,
     pub ctrl: Receiver<Control>,
     pub producer: Producer<InFlight>,
+    pub diag: Arc<Diagnostics>,
 }
 
 /// What is known of an event whose assembly panicked: its type, sequence and time (the
@@ -150,6 +155,9 @@ pub(crate) fn spawn(parts: Parts) -> std::io::Result<JoinHandle<()>> {
                 rx: parts.rx,
                 overflow: parts.overflow,
                 producer: parts.producer,
+                diag: parts.diag,
+                progress_at: Instant::now(),
+                waiting_since: None,
                 in_flight: 0,
                 retries: Vec::new(),
                 pending: VecDeque::new(),
@@ -188,6 +196,11 @@ pub(super) struct Worker {
     rx: Receiver<Captured>,
     overflow: Receiver<Captured>,
     pub producer: Producer<InFlight>,
+    pub diag: Arc<Diagnostics>,
+    /// The last acknowledgement from the broker.
+    progress_at: Instant,
+    /// Since when events have waited without an acknowledgement (`None`: nothing waits).
+    waiting_since: Option<Instant>,
     pub in_flight: usize,
     pub retries: Vec<(Instant, Box<InFlight>)>,
     /// Records librdkafka's local queue refused (QueueFull), sent again after a poll.
@@ -276,22 +289,20 @@ impl Worker {
                 Err(TryRecvError::Empty) => {}
             }
             if self.pending.is_empty() {
-                let busy = self.in_flight > 0 || !self.retries.is_empty();
-                self.take_batch(if busy {
-                    Duration::from_millis(1)
-                } else {
-                    IDLE_WAIT
-                });
+                if !self.take_batch() {
+                    self.wait(ctrl, true, self.wait_bound());
+                    self.take_batch();
+                }
             } else {
                 // librdkafka's queue is full: assemble at most one batch ahead (it waits in
                 // `pending`, so the worker's work overlaps the wait for acknowledgements),
                 // and leave the rest in the bounded queue, whose overflow policy applies
                 // (SPEC §4), instead of buffering it here unbounded.
                 if self.pending.len() < self.config.batch_size {
-                    self.take_batch(Duration::ZERO);
+                    self.take_batch();
                 }
-                // Returns at the first delivery report, which makes room.
-                self.producer.poll(Duration::from_millis(1));
+                // Until a delivery report makes room (or a control message, or a timer).
+                self.wait(ctrl, false, self.wait_bound());
             }
             self.service();
             self.maybe_replay();
@@ -302,19 +313,45 @@ impl Worker {
         Report::from(&self.counters.snapshot(Default::default()))
     }
 
-    /// Takes up to one batch, overflowed guaranteed events first, then the queue, waiting
-    /// at most `wait` for the first event, and processes it.
-    fn take_batch(&mut self, wait: Duration) {
-        let max = self.config.batch_size;
-        let mut batch: Vec<Captured> = self.waiting().take(max).collect();
+    /// Takes up to one batch of what is waiting, overflowed guaranteed events first, then
+    /// the queue, and processes it. False when nothing was waiting.
+    fn take_batch(&mut self) -> bool {
+        let batch: Vec<Captured> = self.waiting().take(self.config.batch_size).collect();
         if batch.is_empty() {
-            match self.rx.recv_timeout(wait) {
-                Ok(ev) => batch.push(ev),
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return,
-            }
-            batch.extend(self.waiting().take(max - 1));
+            return false;
         }
         self.process_batch(batch);
+        true
+    }
+
+    /// Sleeps until there is something to do, at most `timeout`: a control message, a
+    /// delivery report, or (when `events`) an event to take. Never spins: every input is a
+    /// channel, librdkafka's reports included (see [`Producer::watch`]).
+    fn wait(&self, ctrl: &Receiver<Control>, events: bool, timeout: Duration) {
+        let mut select = Select::new();
+        select.recv(ctrl);
+        if events {
+            select.recv(&self.overflow);
+            select.recv(&self.rx);
+        }
+        self.producer.watch(&mut select);
+        let _ = select.ready_timeout(timeout);
+    }
+
+    /// How long the worker may sleep: until the next retry falls due, the next spool sync
+    /// while records are outstanding, at most [`IDLE_WAIT`].
+    fn wait_bound(&self) -> Duration {
+        let now = Instant::now();
+        let mut bound = IDLE_WAIT;
+        if let Some(due) = self.retries.iter().map(|(at, _)| *at).min() {
+            bound = bound.min(due.saturating_duration_since(now));
+        }
+        if let crate::config::FsyncPolicy::Interval(every) = self.config.spool_fsync {
+            if !self.idle() {
+                bound = bound.min((self.last_sync + every).saturating_duration_since(now));
+            }
+        }
+        bound
     }
 
     /// What is waiting to be taken, without waiting for more: overflowed guaranteed events
@@ -325,7 +362,6 @@ impl Worker {
 
     /// Polls librdkafka, handles reports, due retries, drop reports and producer rebuilds.
     fn service(&mut self) {
-        self.producer.poll(Duration::ZERO);
         self.handle_reports();
         self.flush_acks();
         self.resend_pending();
@@ -345,6 +381,49 @@ impl Worker {
             self.rebuild_producer();
         }
         self.sync_due();
+        self.publish();
+    }
+
+    /// Publishes the gauges, and says when events start or stop waiting without any
+    /// acknowledgement for longer than `degraded_after`, or stop waiting in the spool.
+    fn publish(&mut self) {
+        let c = &self.counters;
+        let waiting = !self.idle() || !self.rx.is_empty() || !self.overflow.is_empty();
+        let (bytes, records, replayable) = {
+            let spool = self.spooler.lock();
+            let replayable = spool.sealed_segments().next().is_some();
+            (spool.bytes(), spool.unacked_records(), replayable)
+        };
+        c.in_flight.store(self.in_flight as u64, Relaxed);
+        c.spool_bytes.store(bytes, Relaxed);
+        c.spool_records.store(records, Relaxed);
+        let stalled_since = match (waiting, self.waiting_since) {
+            (false, _) => None,
+            (true, None) => Some(Instant::now()),
+            (true, Some(since)) => Some(since.max(self.progress_at)),
+        };
+        self.waiting_since = stalled_since;
+        c.stalled_since_ms
+            .store(stalled_since.map_or(0, crate::metrics::unix_ms_of), Relaxed);
+        match stalled_since {
+            Some(since) if since.elapsed() >= self.config.degraded_after => {
+                self.diag.raise(
+                    Condition::Stalled,
+                    "",
+                    &format!(
+                        "nothing was acknowledged by the Kafka cluster at {} for {} s while \
+                         events wait ({} in flight)",
+                        self.config.bootstrap_servers,
+                        since.elapsed().as_secs(),
+                        self.in_flight
+                    ),
+                );
+            }
+            _ => self.diag.clear(Condition::Stalled, None),
+        }
+        if !replayable && !self.parked_active && self.replay.is_empty() {
+            self.diag.clear(Condition::Spooling, None);
+        }
     }
 
     /// Processes one captured event (see [`Worker::process_batch`]).
@@ -448,6 +527,8 @@ impl Worker {
         match outcome {
             Ok(()) => {
                 self.healthy = Some(true);
+                self.progress_at = Instant::now();
+                self.diag.delivered(&flight.record.topic);
                 self.producer.clear_last_global();
                 let c = &self.counters;
                 if flight.is_dlq {
@@ -544,7 +625,7 @@ impl Worker {
 
     fn rebuild_producer(&mut self) {
         self.rebuild = false;
-        let Ok(fresh) = Producer::new(&self.config) else {
+        let Ok(fresh) = Producer::new(&self.config, self.diag.clone()) else {
             // Same configuration that worked at start; try again on the next round.
             self.rebuild = true;
             return;
@@ -592,8 +673,9 @@ impl Worker {
             if left == 0 && self.idle() {
                 break;
             }
-            // Returns at the first delivery report.
-            self.producer.poll(Duration::from_millis(1));
+            let until_deadline = deadline.saturating_duration_since(Instant::now());
+            self.producer
+                .wait_report(self.wait_bound().min(until_deadline));
         }
     }
 
@@ -616,7 +698,8 @@ impl Worker {
             self.producer.purge();
             let cap = Instant::now() + PURGE_COLLECT;
             while self.in_flight > 0 && Instant::now() < cap {
-                self.producer.poll(Duration::from_millis(1));
+                self.producer
+                    .wait_report(cap.saturating_duration_since(Instant::now()));
                 self.handle_reports();
             }
         }

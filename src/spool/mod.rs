@@ -124,6 +124,7 @@ mod append;
 mod dir;
 mod format;
 mod lock;
+mod memory;
 mod replay;
 mod slots;
 #[cfg(test)]
@@ -142,6 +143,7 @@ use lock::lock_dir;
 pub use dir::{RecordId, SegmentId};
 pub use format::{Record, SegmentRead, RECORD_OVERHEAD};
 pub use lock::LOCK_WAIT;
+pub(crate) use memory::{MemorySpool, Store};
 pub use slots::SPOOL_SLOTS;
 
 /// Default cap on the bytes all segments of a spool may hold together: 256 MiB.
@@ -362,6 +364,16 @@ impl Spool {
     /// included; ack files are not counted. This is what [`SpoolLimits::max_bytes`] bounds.
     pub fn bytes(&self) -> u64 {
         self.total
+    }
+
+    /// Records written and not acked yet, in the segments whose records this process has
+    /// counted (written or read): segments an earlier process left are counted once replay
+    /// reads them.
+    pub fn unacked_records(&self) -> u64 {
+        self.segments
+            .values()
+            .filter_map(|s| s.records.map(|n| n.saturating_sub(s.acked.len() as u64)))
+            .sum()
     }
 
     /// Number of segment files, the active one included.

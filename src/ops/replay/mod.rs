@@ -207,7 +207,7 @@ impl Run<'_> {
         let mut acked = Vec::new();
         let mut failed = None;
         if let Some(p) = &self.producer {
-            p.poll(wait);
+            p.wait_report(wait);
             while let Some((origin, outcome)) = p.next_report() {
                 self.in_flight -= 1;
                 match outcome {
@@ -278,7 +278,9 @@ pub fn run(
             .message_timeout(opts.timeout.max(Duration::from_secs(5)))
             .resolve()
             .map_err(|e| OpsError::Config(e.to_string()))?;
-        Some(Producer::new(&config).map_err(OpsError::Config)?)
+        let diag =
+            crate::diagnostics::Diagnostics::new(&config.service_name, config.sanitizer.clone());
+        Some(Producer::new(&config, std::sync::Arc::new(diag)).map_err(OpsError::Config)?)
     };
     let mut run = Run {
         req,
@@ -350,7 +352,9 @@ fn send(p: &Producer<Origin>, record: &WireRecord, origin: Origin) -> Result<(),
             Ok(()) => return Ok(()),
             Err(Refused::QueueFull(back)) => {
                 opaque = back;
-                p.poll(Duration::from_millis(10));
+                // The callback thread frees room as acknowledgements come; the reports
+                // themselves are taken by `acknowledge`, so do not wait on them here.
+                std::thread::sleep(Duration::from_millis(5));
             }
             Err(Refused::Failed(o, e)) => {
                 return Err(OpsError::Kafka {
