@@ -17,15 +17,19 @@ fn try_init_installs_a_working_global_pipeline() {
     std::env::set_var("OMNINODE_SERVICE_NAME", "init-svc");
     std::env::set_var("OMNINODE_TENANT_ID", "env-tenant");
     std::env::set_var("OMNINODE_SPOOL_DIR", spool.path());
-    // Names only the application's own target: audit events must get through anyway.
-    std::env::set_var("RUST_LOG", "try_init=info");
+    // Wants only warnings: audit events and agent runs must get through anyway.
+    std::env::set_var("RUST_LOG", "warn");
     let guard = tracing_omninode::try_init().expect("first init");
     assert!(matches!(
         tracing_omninode::try_init(),
         Err(tracing_omninode::InitError::AlreadyInstalled(_))
     ));
-    tracing::info!(answer = 42, "configured from the environment");
-    tracing::debug!("filtered out by RUST_LOG");
+    tracing::warn!(answer = 42, "configured from the environment");
+    tracing::info!("filtered out by RUST_LOG");
+    // An agent run at INFO: its lifecycle events are never filtered away by RUST_LOG.
+    tracing::info_span!("plan", agent_name = "planner").in_scope(|| {
+        tracing::info!("inside the run, filtered out by RUST_LOG");
+    });
     tracing_omninode::audit!(
         action = "init.check",
         actor = "test",
@@ -33,17 +37,25 @@ fn try_init_installs_a_working_global_pipeline() {
         outcome = "success"
     );
     let report = guard.shutdown(Duration::from_secs(20)).unwrap();
-    assert_eq!(report.delivered, 2, "{report:?}");
+    assert_eq!(report.delivered, 4, "{report:?}");
     let got = common::consume(
         &bootstrap,
         &common::event_topics(&prefix),
-        2,
+        4,
         Duration::from_secs(20),
     );
-    assert_eq!(got.len(), 2);
-    assert!(got
+    assert_eq!(got.len(), 4);
+    let types: Vec<&str> = got
         .iter()
-        .any(|r| r.value["event_type"] == "omninode.logging.audit.v1"));
+        .map(|r| r.value["event_type"].as_str().unwrap())
+        .collect();
+    for t in [
+        "omninode.logging.audit.v1",
+        "omninode.agent.execution.started.v1",
+        "omninode.agent.execution.completed.v1",
+    ] {
+        assert!(types.contains(&t), "{t} missing from {types:?}");
+    }
     let v = &got
         .iter()
         .find(|r| r.value["event_type"] == "omninode.logging.application.v1")

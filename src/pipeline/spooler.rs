@@ -57,18 +57,7 @@ impl Spooler {
         Counters::add(counter, 1);
         let (dir, max) = (&self.config.spool_dir, self.config.spool_max_bytes);
         match written {
-            Some(_) => {
-                self.diag.clear(Condition::SpoolFull, None);
-                self.diag.raise(
-                    Condition::Spooling,
-                    "",
-                    &format!(
-                        "events wait in the spool ({}, at most {max} bytes) until the broker \
-                         takes them; they are replayed, also after a restart",
-                        dir.display()
-                    ),
-                );
-            }
+            Some(_) => self.diag.clear(Condition::SpoolFull, None),
             None => self.diag.raise(
                 Condition::SpoolFull,
                 "",

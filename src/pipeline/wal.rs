@@ -6,7 +6,8 @@
 
 use std::time::Instant;
 
-use crate::config::FsyncPolicy;
+use crate::config::{FsyncPolicy, SpoolMode};
+use crate::diagnostics::Condition;
 use crate::metrics::Counters;
 use crate::pipeline::worker::{InFlight, Origin, Worker};
 use crate::spool::RecordId;
@@ -108,6 +109,18 @@ impl Worker {
         if self.spooler.lock().active_segment() == Some(id.segment) {
             self.parked_active = true;
         }
+        let where_ = match self.config.spool_mode {
+            SpoolMode::Disk => format!("the spool ({})", self.config.spool_dir.display()),
+            SpoolMode::Memory => "the memory spool (lost if the process dies)".to_owned(),
+        };
+        self.diag.raise(
+            Condition::Spooling,
+            "",
+            &format!(
+                "events wait in {where_} until the broker takes them; they are replayed \
+                 oldest first"
+            ),
+        );
     }
 
     /// A live write-ahead record is no longer in flight.
