@@ -336,3 +336,44 @@ fn service_serves_moves_its_metrics_and_stops_on_sigterm() {
     assert!(r["delivered"] as f64 >= second, "{rest}");
     assert_eq!((r["spooled"], r["dropped"]), (0, 0), "{rest}");
 }
+
+#[test]
+fn service_health_answers_503_degraded_while_the_broker_takes_nothing() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let spool = common::spool_dir();
+    let mut child = KillOnDrop(
+        command("service", spool.path())
+            .env("OMNINODE_KAFKA_BOOTSTRAP_SERVERS", common::closed_port())
+            .env("OMNINODE_DEGRADED_AFTER", "1s")
+            .env("OMNINODE_SHUTDOWN_TIMEOUT_MS", "2s")
+            .arg("0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    let addr = lines
+        .find_map(|l| l.strip_prefix("listening on http://").map(str::to_owned))
+        .expect("the service printed its address");
+    let (code, _) = get(&addr, "/run/alpha");
+    assert_eq!(code, 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (code, body) = loop {
+        let (code, body) = get(&addr, "/health");
+        if code == 503 || Instant::now() > deadline {
+            break (code, body);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(code, 503, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "degraded", "{body}");
+    assert_eq!(health["healthy"], false, "{body}");
+    let problems = health["problems"].as_array().expect("problems");
+    assert!(
+        problems.iter().any(|p| p["condition"] == "stalled"),
+        "{body}"
+    );
+}

@@ -151,6 +151,9 @@ pub(crate) struct Producer<T: Send + Sync + 'static> {
     poller: Option<Poller>,
 }
 
+/// How long a producer being replaced serves the reports of what it purged (they are local).
+const PURGE_SERVE: Duration = Duration::from_millis(100);
+
 /// How long one poll of the callback thread lasts: the longest a drop of the producer
 /// waits for that thread, and the period of its only busy moment (the sub-millisecond end
 /// of each poll, under 1 % of a core).
@@ -305,13 +308,31 @@ impl<T: Send + Sync + 'static> Producer<T> {
 
     /// Replaces this (broken) producer with `fresh`. Dropping it purges what it still held;
     /// those purge reports come back, classified by the fresh producer, for re-sending.
-    pub fn replace_with(self, fresh: &Producer<T>) -> Vec<Report<T>> {
-        let reports = self.reports.clone();
+    pub fn replace_with(mut self, fresh: &Producer<T>) -> Vec<Report<T>> {
+        // Serve the last reports here, with the callback thread gone: a record's own
+        // failure (the one that made the producer fatal) is classified with the fatal cause
+        // this producer knows; the purged ones are sent again on the fresh producer.
+        if let Some(poller) = self.poller.take() {
+            poller.stop();
+        }
+        // What librdkafka already decided first (the failure that made it fatal), then
+        // what the purge hands back.
+        self.inner.poll(PURGE_SERVE);
+        self.purge();
+        self.inner.poll(PURGE_SERVE);
+        let reports: Vec<Report<T>> = self
+            .reports
+            .try_iter()
+            .map(|(opaque, outcome)| {
+                let outcome = outcome.map_err(|e| match e.rdkafka_error_code() {
+                    Some(C::PurgeQueue | C::PurgeInflight) => fresh.classify(&e),
+                    _ => self.classify(&e),
+                });
+                (opaque, outcome)
+            })
+            .collect();
         drop(self);
         reports
-            .try_iter()
-            .map(|(opaque, outcome)| (opaque, outcome.map_err(|e| fresh.classify(&e))))
-            .collect()
     }
 
     fn classify(&self, err: &KafkaError) -> DeliveryError {

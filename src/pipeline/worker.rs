@@ -364,6 +364,15 @@ impl Worker {
     fn service(&mut self) {
         self.handle_reports();
         self.flush_acks();
+        // librdkafka makes some errors fatal on its own (an out-of-order sequence at the head
+        // of the queue): rebuild as soon as it says so, before anything more is handed to
+        // the broken producer, not only when a later send fails.
+        if !self.rebuild && self.producer.is_fatal() {
+            self.rebuild = true;
+        }
+        if self.rebuild {
+            self.rebuild_producer();
+        }
         self.resend_pending();
         self.due_retries();
         if self.pending.is_empty() {
@@ -372,14 +381,6 @@ impl Worker {
             self.report_drops();
         }
         self.report_skips();
-        // librdkafka makes some errors fatal on its own (an out-of-order sequence at the head
-        // of the queue): rebuild as soon as it says so, not only when a later send fails.
-        if !self.rebuild && self.producer.is_fatal() {
-            self.rebuild = true;
-        }
-        if self.rebuild {
-            self.rebuild_producer();
-        }
         self.sync_due();
         self.publish();
     }
