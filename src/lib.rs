@@ -316,7 +316,7 @@ pub fn try_init() -> Result<Guard, InitError> {
     };
     let (layer, guard) = builder().build()?;
     let capture = layer.capture_filter();
-    let filter = capture.and(env_filter().or(filter_fn(|meta| layer::protected(meta))));
+    let filter = capture.and(env_filter().or(filter_fn(layer::protected)));
     tracing_subscriber::registry()
         .with(layer.with_filter(filter))
         .with(console)

@@ -356,7 +356,7 @@ impl<T: Send + Sync + 'static> Producer<T> {
             cluster_unreachable: err.rdkafka_error_code() == Some(C::MessageTimedOut)
                 && matches!(
                     last_global,
-                    Some(C::AllBrokersDown | C::BrokerTransportFailure | C::Resolve)
+                    Some(C::AllBrokersDown | C::BrokerTransportFailure | C::Resolve | C::SSL)
                 ),
         }
     }
