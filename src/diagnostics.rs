@@ -103,6 +103,11 @@ pub(crate) struct Diagnostics {
 }
 
 impl Diagnostics {
+    /// The diagnostics of a pipeline (or tool) with this configuration.
+    pub fn of(config: &crate::config::Config) -> Self {
+        Self::new(&config.service_name, config.sanitizer.clone())
+    }
+
     pub fn new(service: &str, sanitizer: Sanitizer) -> Self {
         Diagnostics {
             service: service.to_owned(),

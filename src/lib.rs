@@ -168,10 +168,7 @@ impl Builder {
                 spool::Store::Disk(spool)
             }
         };
-        let diag = Arc::new(diagnostics::Diagnostics::new(
-            &config.service_name,
-            config.sanitizer.clone(),
-        ));
+        let diag = Arc::new(diagnostics::Diagnostics::of(&config));
         let producer =
             kafka::producer::Producer::new(&config, diag.clone()).map_err(BuildError::Kafka)?;
         let config = Arc::new(config);
@@ -192,7 +189,6 @@ impl Builder {
             tx,
             config.guaranteed_wait,
             counters.clone(),
-            Arc::new(capture::queue::DropLog::new(counters.clone())),
             Arc::new(overflow),
         ));
         let agents = Arc::new(capture::agent::OpenAgents::default());
@@ -224,32 +220,19 @@ impl Builder {
 
 /// The layer and guard of a disabled pipeline: no Kafka client, spool or worker.
 fn disabled(config: Config) -> (OmniNodeLayer, Guard) {
-    /// Nothing reaches the queue of a disabled layer; nothing is kept either.
-    struct Nowhere;
-    impl capture::queue::Overflow for Nowhere {
-        fn hand_over(&self, _: capture::record::Captured) -> bool {
-            false
-        }
-        fn write_now(&self, _: capture::record::Captured) -> bool {
-            false
-        }
-    }
     let config = Arc::new(config);
     let counters = Arc::new(metrics::Counters::default());
     let (tx, _) = crossbeam_channel::bounded(1);
+    // Nothing reaches the queue of a disabled layer; nothing is kept either.
     let queue = Arc::new(capture::queue::Queue::new(
         tx,
         config.guaranteed_wait,
         counters.clone(),
-        Arc::new(capture::queue::DropLog::new(counters.clone())),
-        Arc::new(Nowhere),
+        Arc::new(capture::queue::NoOverflow),
     ));
     let agents = Arc::new(capture::agent::OpenAgents::default());
     let layer = OmniNodeLayer::new(queue.clone(), agents.clone(), config.max_level).disabled();
-    let diag = Arc::new(diagnostics::Diagnostics::new(
-        &config.service_name,
-        config.sanitizer.clone(),
-    ));
+    let diag = Arc::new(diagnostics::Diagnostics::of(&config));
     let (ctrl, _) = crossbeam_channel::unbounded();
     let guard = Guard::new(guard::GuardParts {
         config,

@@ -705,34 +705,16 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::queue::{DropLog, Overflow};
+    use crate::capture::queue::NoOverflow;
     use crate::metrics::Counters;
     use std::time::Duration;
 
     /// Refuses everything: the queues of these tests never fill.
-    struct NoOverflow;
-
-    impl Overflow for NoOverflow {
-        fn hand_over(&self, _: Captured) -> bool {
-            false
-        }
-        fn write_now(&self, _: Captured) -> bool {
-            false
-        }
-    }
-
     /// A subscriber with this layer in front of a queue the test reads.
     fn capturing() -> (Dispatch, crossbeam_channel::Receiver<Captured>) {
         let (tx, rx) = crossbeam_channel::bounded(1024);
         let counters = Arc::new(Counters::default());
-        let drops = Arc::new(DropLog::new(counters.clone()));
-        let queue = Queue::new(
-            tx,
-            Duration::from_millis(1),
-            counters,
-            drops,
-            Arc::new(NoOverflow),
-        );
+        let queue = Queue::new(tx, Duration::from_millis(1), counters, Arc::new(NoOverflow));
         let layer = OmniNodeLayer::new(Arc::new(queue), Arc::default(), Level::INFO);
         use tracing_subscriber::layer::SubscriberExt;
         let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));

@@ -23,6 +23,20 @@ pub(crate) trait Overflow: Send + Sync {
     fn write_now(&self, ev: Captured) -> bool;
 }
 
+/// An overflow that keeps nothing: for a queue nothing is pushed to (a disabled pipeline)
+/// and for tests that read the queue alone.
+#[derive(Debug)]
+pub(crate) struct NoOverflow;
+
+impl Overflow for NoOverflow {
+    fn hand_over(&self, _: Captured) -> bool {
+        false
+    }
+    fn write_now(&self, _: Captured) -> bool {
+        false
+    }
+}
+
 /// A run of lost events, reported in-stream by the worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct DropRange {
@@ -91,7 +105,7 @@ pub(crate) struct Queue {
     worker_stopped: AtomicBool,
     guaranteed_wait: Duration,
     counters: Arc<Counters>,
-    drops: Arc<DropLog>,
+    drops: DropLog,
     overflow: Arc<dyn Overflow>,
 }
 
@@ -110,10 +124,10 @@ impl Queue {
         tx: Sender<Captured>,
         guaranteed_wait: Duration,
         counters: Arc<Counters>,
-        drops: Arc<DropLog>,
         overflow: Arc<dyn Overflow>,
     ) -> Self {
         Queue {
+            drops: DropLog::new(counters.clone()),
             tx,
             sequence: CachePadded::new(AtomicU64::new(0)),
             closed: CachePadded::new(AtomicBool::new(false)),
@@ -121,7 +135,6 @@ impl Queue {
             worker_stopped: AtomicBool::new(false),
             guaranteed_wait,
             counters,
-            drops,
             overflow,
         }
     }
@@ -298,12 +311,10 @@ mod tests {
             limit: keep,
             kept: Mutex::new(Vec::new()),
         });
-        let drops = Arc::new(DropLog::new(counters.clone()));
         let q = Queue::new(
             tx,
             Duration::from_millis(1),
             counters.clone(),
-            drops,
             keeper.clone(),
         );
         (q, keeper, counters, rx)

@@ -158,8 +158,8 @@ impl DeadLetters {
     /// `max_retries` / `OMNINODE_DLQ_MAX_RETRIES`).
     pub fn new(builder: &Builder, consumer_group: &str) -> Result<Self, BuildError> {
         let config = builder.resolve()?;
-        let diag = Diagnostics::new(&config.service_name, config.sanitizer.clone());
-        let producer = Producer::new(&config, Arc::new(diag)).map_err(BuildError::Kafka)?;
+        let diag = Arc::new(Diagnostics::of(&config));
+        let producer = Producer::new(&config, diag).map_err(BuildError::Kafka)?;
         Ok(DeadLetters {
             group: config.sanitizer.sanitize_str(consumer_group).into_owned(),
             config: Arc::new(config),

@@ -55,16 +55,16 @@ impl Spooler {
             None => &self.counters.spool_full,
         };
         Counters::add(counter, 1);
-        let (dir, max) = (&self.config.spool_dir, self.config.spool_max_bytes);
         match written {
             Some(_) => self.diag.clear(Condition::SpoolFull, None),
             None => self.diag.raise(
                 Condition::SpoolFull,
                 "",
                 &format!(
-                    "the spool ({}) is full at {max} bytes: events that cannot be delivered \
+                    "the spool ({}) is full at {} bytes: events that cannot be delivered \
                      now are dropped; restore the broker or raise OMNINODE_SPOOL_MAX_BYTES",
-                    dir.display()
+                    self.config.spool_dir.display(),
+                    self.config.spool_max_bytes
                 ),
             ),
         }

@@ -392,7 +392,7 @@ impl Worker {
         let waiting = !self.idle() || !self.rx.is_empty() || !self.overflow.is_empty();
         let (bytes, records, replayable) = {
             let spool = self.spooler.lock();
-            let replayable = spool.sealed_segments().next().is_some();
+            let replayable = spool.has_sealed();
             (spool.bytes(), spool.unacked_records(), replayable)
         };
         c.in_flight.store(self.in_flight as u64, Relaxed);

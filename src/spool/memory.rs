@@ -190,6 +190,18 @@ impl Store {
         }
     }
 
+    /// Whether a sealed segment waits for replay (without building the iterator of
+    /// [`Store::sealed_segments`]: the worker asks on every round).
+    pub fn has_sealed(&self) -> bool {
+        match self {
+            Store::Disk(s) => s.sealed_segments().next().is_some(),
+            Store::Memory(m) => {
+                let active = m.active.map(|(id, _)| id);
+                m.segments.keys().any(|&id| Some(id) != active)
+            }
+        }
+    }
+
     /// See [`Spool::active_segment`].
     pub fn active_segment(&self) -> Option<SegmentId> {
         match self {

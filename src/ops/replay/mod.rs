@@ -278,9 +278,8 @@ pub fn run(
             .message_timeout(opts.timeout.max(Duration::from_secs(5)))
             .resolve()
             .map_err(|e| OpsError::Config(e.to_string()))?;
-        let diag =
-            crate::diagnostics::Diagnostics::new(&config.service_name, config.sanitizer.clone());
-        Some(Producer::new(&config, std::sync::Arc::new(diag)).map_err(OpsError::Config)?)
+        let diag = std::sync::Arc::new(crate::diagnostics::Diagnostics::of(&config));
+        Some(Producer::new(&config, diag).map_err(OpsError::Config)?)
     };
     let mut run = Run {
         req,
