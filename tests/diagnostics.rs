@@ -111,6 +111,9 @@ fn an_outage_is_said_once_degrades_health_and_clears_when_the_broker_is_back() {
         .service_name(service)
         .message_timeout(Duration::from_secs(2))
         .degraded_after(Duration::from_secs(1))
+        // Back within well under `degraded_after` once the broker is up (the default backoff
+        // of up to 2 s could leave the replay unacknowledged for 1 s: a second, real stall).
+        .kafka_property("reconnect.backoff.max.ms", "100")
         .build()
         .unwrap();
     let health = guard.handle();
