@@ -267,7 +267,7 @@ pub const CONSOLE_ENV: &str = "OMNINODE_CONSOLE";
 ///   never be filtered away: audit, security and typed events, agent and tool spans (their
 ///   `execution.*` events), spans that carry context, and `#[instrument(err)]` events;
 /// - a console layer (`tracing_subscriber::fmt`, to stdout) filtered by `RUST_LOG`, so the
-///   application's own logs and the pipeline's [diagnostics](crate::diagnostics) still
+///   application's own logs and the pipeline's [diagnostics] still
 ///   show; `OMNINODE_CONSOLE=false` leaves it out.
 ///
 /// Keep the guard for the life of the program; dropping it flushes and shuts down:
